@@ -1,0 +1,5 @@
+import sys
+
+from reagent.cli import main
+
+sys.exit(main())

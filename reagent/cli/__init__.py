@@ -1,0 +1,56 @@
+"""The ``reagent`` command line: one subcommand per workflow.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``main(args) -> int``. The table below maps names to modules and one-line help, so
+``reagent --help`` lists everything without importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line description). Later workflows add a line here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("reagent.cli.validate", "check JSONL record files; print FILE:LINE: reason per bad record"),
+    "make-tiny-model": ("reagent.cli.make_tiny_model", "build a tiny local Qwen2 model and BPE tokenizer (no network)"),
+    "env": ("reagent.cli.env", "print versions of the project and its libraries, for bug reports"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reagent",
+        description="Train LLM agents with reasoning reward models (Agent-RRM, Reagent-C/R/U).",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=24, width=120),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_) in COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        parser = build_parser()
+        if not argv or argv[0] in ("-h", "--help"):
+            parser.print_help()
+            return 0
+        parser.error(f"unknown command '{argv[0]}'; run 'reagent --help' for the list")
+    name = argv[0]
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"reagent {name}", description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.main(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"reagent {name}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

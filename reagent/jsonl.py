@@ -1,0 +1,228 @@
+"""Streaming JSONL reading and writing of records, and conversion to ``datasets``.
+
+Long runs must never die on one bad line, and a user must be able to find it: a bad
+line raises :class:`RecordError` naming file, line and field, or, with
+``skip_bad=True``, is counted in a :class:`SkipReport` that the caller prints at the
+end. Writers append and flush per record so a killed run loses at most one line,
+and readers tolerate a torn last line left by such a kill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TypeVar
+
+import jsonlines
+
+from reagent.records import FieldError, Record
+
+R = TypeVar("R", bound=Record)
+
+
+class RecordError(ValueError):
+    """A record in a file is invalid. The message reads ``FILE:LINE: field 'x': reason``."""
+
+    def __init__(self, path: str | os.PathLike, line: int, reason: str, field: str | None = None):
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        self.field = field
+
+
+@dataclass
+class SkipReport:
+    """Counts the records a reader skipped, with where and why, for the end-of-run summary."""
+
+    read: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.errors)
+
+    def summary(self, limit: int = 10) -> str:
+        lines = [f"read {self.read} records, skipped {self.skipped} bad lines"]
+        lines += [f"  {e}" for e in self.errors[:limit]]
+        if self.skipped > limit:
+            lines.append(f"  ... and {self.skipped - limit} more")
+        return "\n".join(lines)
+
+
+def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for every non-blank line, streaming."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, text in enumerate(f, start=1):
+            if text.strip():
+                yield lineno, text
+
+
+def read_records(
+    path: str | os.PathLike,
+    cls: type[R],
+    skip_bad: bool = False,
+    report: SkipReport | None = None,
+) -> Iterator[R]:
+    """Stream records of type ``cls`` from a JSONL file.
+
+    With ``skip_bad`` a bad line is recorded in ``report`` and skipped; otherwise the
+    first bad line raises :class:`RecordError`.
+    """
+    report = report if report is not None else SkipReport()
+    for lineno, text in iter_json_lines(path):
+        try:
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise RecordError(path, lineno, f"malformed JSON: {e.msg} at column {e.colno}") from None
+            try:
+                record = cls.from_dict(obj)
+            except FieldError as e:
+                raise RecordError(path, lineno, str(e), field=e.field) from None
+        except RecordError as err:
+            if not skip_bad:
+                raise
+            report.errors.append(err)
+            continue
+        report.read += 1
+        yield record
+
+
+def load_records(path: str | os.PathLike, cls: type[R], skip_bad: bool = False) -> list[R]:
+    """Read a whole file; with ``skip_bad`` a summary of skipped lines goes to stderr."""
+    report = SkipReport()
+    records = list(read_records(path, cls, skip_bad=skip_bad, report=report))
+    if report.skipped:
+        print(f"{path}: {report.summary()}", file=sys.stderr)
+    return records
+
+
+class RecordWriter:
+    """Append-only JSONL writer that flushes each record (safe against kills)."""
+
+    def __init__(self, path: str | os.PathLike, mode: str = "a"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
+        if mode == "a":
+            repair_torn_tail(self.path)
+        self._fh: IO[str] = open(path, mode, encoding="utf-8")
+        self._writer = jsonlines.Writer(self._fh, compact=True, flush=True, dumps=_dumps)
+
+    def write(self, record: Record | dict) -> None:
+        self._writer.write(record.to_dict() if isinstance(record, Record) else record)
+
+    def write_all(self, records: Iterable[Record | dict]) -> None:
+        for r in records:
+            self.write(r)
+
+    def close(self) -> None:
+        self._writer.close()
+        self._fh.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def write_records(path: str | os.PathLike, records: Iterable[Record | dict], append: bool = False) -> int:
+    n = 0
+    with RecordWriter(path, "a" if append else "w") as w:
+        for r in records:
+            w.write(r)
+            n += 1
+    return n
+
+
+def repair_torn_tail(path: Path) -> bool:
+    """Drop a last line that a kill left half-written; return True if one was dropped."""
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return False
+        # Find the start of the last line and cut it if it does not parse.
+        block = min(size, 1 << 20)
+        f.seek(size - block)
+        data = f.read(block)
+        start = data.rfind(b"\n") + 1
+        tail = data[start:]
+        try:
+            json.loads(tail)
+            f.write(b"\n")
+            return False
+        except ValueError:
+            f.truncate(size - block + start)
+            return True
+
+
+def done_ids(path: str | os.PathLike, key: str = "id") -> set[str]:
+    """The ``key`` values already in an output file: what a resumed run skips."""
+    path = Path(path)
+    if not path.exists():
+        return set()
+    repair_torn_tail(path)
+    ids = set()
+    for _, text in iter_json_lines(path):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and key in obj:
+            ids.add(str(obj[key]))
+    return ids
+
+
+def to_dataset(records: Iterable[Record]):
+    """Records as a ``datasets.Dataset``. Nested fields are kept as JSON-compatible columns.
+
+    Messages differ in which optional keys they carry, which Arrow cannot type
+    consistently, so list-of-object columns are stored as JSON strings and decoded
+    again by :func:`from_dataset`.
+    """
+    from datasets import Dataset
+
+    rows = [_arrow_safe(r.to_dict()) for r in records]
+    return Dataset.from_list(rows)
+
+
+_JSON_COLUMNS_KEY = "__json__"
+
+
+def _arrow_safe(d: dict) -> dict:
+    out = {}
+    json_cols = []
+    for k, v in d.items():
+        if isinstance(v, (dict, list)) or v is None:
+            out[k] = json.dumps(v, ensure_ascii=False)
+            json_cols.append(k)
+        else:
+            out[k] = v
+    out[_JSON_COLUMNS_KEY] = ",".join(json_cols)
+    return out
+
+
+def from_dataset(ds, cls: type[R]) -> list[R]:
+    """Inverse of :func:`to_dataset`."""
+    records = []
+    for row in ds:
+        row = dict(row)
+        json_cols = [c for c in (row.pop(_JSON_COLUMNS_KEY, "") or "").split(",") if c]
+        # Columns absent from this record but present in others come back as None: drop them.
+        d = {k: json.loads(v) if k in json_cols else v for k, v in row.items()
+             if k in json_cols or v is not None}
+        records.append(cls.from_dict(d))
+    return records
