@@ -1,0 +1,51 @@
+"""What an environment is: tasks, tools per task, a system prompt and an outcome reward.
+
+The agent loop only talks to this interface, so data collection, judge data, GRPO
+rollouts and benchmarks all run through the same code whatever the task family.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from reagent.records import Task, Trajectory
+from reagent.tools.base import Tool
+
+_BOXED = re.compile(r"\\boxed\s*\{")
+
+
+def last_boxed(text: str | None) -> str | None:
+    """Content of the last ``\\boxed{...}`` (balanced braces) after any ``</think>``; None if absent."""
+    if not text:
+        return None
+    text = text.rsplit("</think>", 1)[-1]
+    starts = [m.end() for m in _BOXED.finditer(text)]
+    for start in reversed(starts):
+        depth, i = 1, start
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            return text[start:i - 1].strip()
+    return None
+
+
+class Environment(Protocol):
+    """A task family. ``tool_schemas_in_prompt`` False means the system prompt already
+    describes the tools compactly (tiny models cannot afford JSON schemas in every prompt)."""
+
+    name: str
+    tool_schemas_in_prompt: bool
+
+    def tasks(self, split: str, limit: int | None = None) -> list[Task]: ...
+
+    def system_prompt(self, task: Task) -> str: ...
+
+    def tools_for(self, task: Task) -> dict[str, Tool]: ...
+
+    def extract_answer(self, text: str) -> str | None: ...
+
+    def outcome(self, task: Task, answer: str | None, trajectory: Trajectory | None = None) -> float | None:
+        """Reward in [0, 1]; None when the answer could not be checked (never a silent 0)."""
+        ...

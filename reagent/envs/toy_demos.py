@@ -1,0 +1,114 @@
+"""Rule-based demonstrator for the ledger task: correct and deliberately flawed episodes.
+
+The SFT warm-up needs both. Correct episodes teach the format; flawed ones make the
+warm-started policy sample realistic mistakes, some of which cost the answer
+(guessing, mental-arithmetic errors, a wrong account) and some of which do not
+(irrelevant or repeated lookups, a non-existent account, ``calc`` on one number).
+Only a process reward can tell the second kind from a clean episode.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from reagent.envs.toy import ACCOUNTS, ToyEnv
+from reagent.records import Message, Task, ToolCall, Trajectory
+from reagent.tools.base import run_tool_call
+
+# flaw -> does it usually change the answer?
+FLAWS = {
+    "guess": True,
+    "mental_math_error": True,
+    "wrong_account": True,
+    "irrelevant_lookup": False,
+    "repeated_call": False,
+    "missing_account": False,
+    "needless_calc": False,
+}
+
+
+class _Episode:
+    """Builds messages turn by turn, running the real tools for the results."""
+
+    def __init__(self, env: ToyEnv, task: Task):
+        self.env, self.task = env, task
+        self.tools = env.tools_for(task)
+        self.messages = [Message(role="system", content=env.system_prompt(task)),
+                         Message(role="user", content=task.question)]
+        self.n_calls = 0
+
+    def call(self, *calls: tuple[str, dict]) -> list[str]:
+        tcs = []
+        for name, args in calls:
+            tcs.append(ToolCall(id=f"call_{self.n_calls}", name=name, arguments=json.dumps(args)))
+            self.n_calls += 1
+        self.messages.append(Message(role="assistant", content="", tool_calls=tcs))
+        results = [run_tool_call(self.tools, tc) for tc in tcs]
+        for tc, result in zip(tcs, results):
+            self.messages.append(Message(role="tool", content=result, tool_call_id=tc.id, name=tc.name))
+        return results
+
+    def lookup(self, *accounts: str) -> list[int]:
+        results = self.call(*[("lookup", {"account": a}) for a in accounts])
+        return [int(r) for r in results if r.lstrip("-").isdigit()]
+
+    def answer(self, value: int | float) -> Trajectory:
+        text = f"\\boxed{{{int(value) if float(value).is_integer() else value}}}"
+        self.messages.append(Message(role="assistant", content=text))
+        answer = self.env.extract_answer(text)
+        return Trajectory(task_id=self.task.id, messages=self.messages, final_answer=answer,
+                          outcome=self.env.outcome(self.task, answer), policy="demonstrator",
+                          stop_reason="answered")
+
+
+def _expression(kind: str, values: list[int]) -> str:
+    return f"{values[0]}-{values[1]}" if kind == "diff" else "+".join(map(str, values))
+
+
+def demonstrate(env: ToyEnv, task: Task, flaw: str | None, rng: random.Random) -> Trajectory:
+    """One episode on ``task`` with the given flaw (None: a clean, correct episode)."""
+    kind, asked, ledger = task.meta["kind"], list(task.meta["asked"]), task.meta["ledger"]
+    ep = _Episode(env, task)
+    if flaw == "guess":
+        return _tag(ep.answer(rng.randint(2, 150)), flaw)
+    others = [a for a in ledger if a not in asked]
+    if flaw == "wrong_account":
+        asked[rng.randrange(len(asked))] = rng.choice(others)
+    if flaw == "missing_account":
+        ep.lookup(rng.choice([a for a in ACCOUNTS if a not in ledger]))
+    lookups = list(asked)
+    if flaw == "irrelevant_lookup":
+        lookups.insert(rng.randint(0, len(lookups)), rng.choice(others))
+    if flaw == "repeated_call":
+        ep.lookup(asked[0])
+    values_by_name = dict(zip(lookups, ep.lookup(*lookups)))
+    values = [values_by_name[a] for a in asked]
+    if kind == "single":
+        if flaw == "needless_calc":
+            ep.call(("calc", {"expr": str(values[0])}))
+        return _tag(ep.answer(values[0]), flaw)
+    exact = values[0] - values[1] if kind == "diff" else sum(values)
+    if flaw == "mental_math_error":
+        return _tag(ep.answer(exact + rng.choice([-10, -2, -1, 1, 2, 10])), flaw)
+    (result,) = ep.call(("calc", {"expr": _expression(kind, values)}))
+    return _tag(ep.answer(float(result)), flaw)
+
+
+def _tag(traj: Trajectory, flaw: str | None) -> Trajectory:
+    traj.extra["demo_flaw"] = flaw or "none"
+    return traj
+
+
+def demonstrations(env: ToyEnv, tasks: list[Task], flaw_rate: float = 0.4, seed: int = 0) -> list[Trajectory]:
+    """One episode per task; a ``flaw_rate`` fraction carry one flaw, drawn uniformly."""
+    rng = random.Random(seed)
+    out = []
+    for task in tasks:
+        flaw = rng.choice(list(FLAWS)) if rng.random() < flaw_rate else None
+        if flaw == "needless_calc" and task.meta["kind"] != "single":
+            flaw = "repeated_call"
+        traj = demonstrate(env, task, flaw, rng)
+        traj.id = f"demo-{task.id}"
+        out.append(traj)
+    return out
