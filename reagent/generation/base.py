@@ -26,16 +26,20 @@ class SamplingParams:
     top_k: int = 0  # 0: off
     stop: list[str] = field(default_factory=list)  # stop strings, kept in the output
     seed: int | None = None
+    logprobs: bool = False  # also return the log-prob of each sampled token (token backends)
 
 
 @dataclass
 class Generation:
-    """One completion. ``finish_reason`` is "stop" (eos or stop string) or "length"."""
+    """One completion. ``finish_reason`` is "stop" (eos or stop string), "length", or
+    "error" when a remote request failed for good; ``error`` then says why, so a failed
+    request is never mistaken for an empty answer."""
 
     text: str
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str = "stop"
     logprobs: list[float] | None = None
+    error: str | None = None
 
 
 class TokenBackend:

@@ -1,0 +1,358 @@
+"""Batched token-in/token-out generation with a transformers causal LM (CPU or GPU).
+
+Why a hand-written decode loop instead of ``model.generate``:
+
+* **RNG isolation.** Sampling draws from a ``torch.Generator`` owned by the call, so
+  ``seed=s`` gives the same tokens every time *and* generation never advances the
+  global torch RNG that the trainer uses for dropout and data order. ``generate``
+  only samples from the global RNG.
+* **Exact outputs.** We need the sampled ids, the log-prob of each under the raw
+  model, where each row stopped and why; with ``generate`` that means
+  ``output_logits`` (all ``(B, V)`` logits kept for every step) plus re-deriving
+  stop positions from padded output.
+* **Speed on CPU.** For tiny models the per-step Python overhead of ``generate``
+  (logits processors, stopping criteria, cache bookkeeping) is comparable to the
+  forward pass. The loop here does one forward, one sample and one ``.tolist()`` a
+  step, and drops finished rows from the batch and KV cache, so a long tail of one
+  or two unfinished rows does not cost a full batch per step. Measured on the 2-core
+  dev machine with the ~1M-parameter ``micro`` tiny model, 64 new tokens a row:
+  1.1k tok/s at batch 1, 4.7k at 8, 9.3k at 64, against 0.8k and 1.7k for
+  ``model.generate`` at batch 1 and 64.
+* **Stable across transformers versions** (4.45 to 5.x): it uses only ``forward``
+  with ``attention_mask``/``position_ids``/``past_key_values`` and
+  ``Cache.batch_select_indices``.
+
+The price is that beam search, speculative decoding, static-cache compilation and
+model-specific ``prepare_inputs_for_generation`` hooks are not used: this is for
+decoder-only text models, which is what the policy and judges are. Models that need
+more should go through vLLM.
+
+Semantics shared with the vLLM backend:
+
+* prompts are lists of token ids of any lengths; they are sorted by length into
+  micro-batches of ``batch_size``, LEFT-padded with an attention mask and explicit
+  position ids (so padding changes nothing: batched greedy == one-at-a-time greedy),
+  and results come back in the caller's order;
+* ``temperature == 0`` is greedy; otherwise temperature, then top-k, then top-p;
+* a row stops at an eos id (the eos token is **kept** as the last id, since the
+  trainer trains on it) or when its generated text contains a stop string (the
+  token completing it is kept, nothing after it is generated) -> ``"stop"``; or at
+  ``max_new_tokens`` -> ``"length"``;
+* ``text`` is the decode of ``token_ids`` without a final eos, special tokens kept,
+  so text and ids always agree (the text may run a few characters past a stop string
+  when the completing token does);
+* ``logprobs`` (when ``params.logprobs``) are ``log_softmax`` of the *raw* logits at
+  temperature 1 for each sampled token, before temperature/top-k/top-p, like vLLM's
+  default; the trainer recomputes its own anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reagent.generation.base import Generation, SamplingParams, TokenBackend
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: the CUDA device when there is one, else CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """``"auto"``: bf16 on CUDA (fp16 where bf16 is unsupported), float32 elsewhere.
+
+    float32 on CPU because CPU bf16 matmuls are slow on most machines and tiny models
+    gain nothing from half precision.
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not one of 'auto', {', '.join(map(repr, _DTYPES))}")
+    return _DTYPES[dtype]
+
+
+def eos_ids_of(model: Any, tokenizer: Any) -> list[int]:
+    """Every id that ends a turn: the tokenizer's eos plus the model's generation config's."""
+    ids: list[int] = []
+    candidates: list[Any] = [getattr(tokenizer, "eos_token_id", None)]
+    gen_config = getattr(model, "generation_config", None)
+    candidates.append(getattr(gen_config, "eos_token_id", None))
+    for c in candidates:
+        for i in c if isinstance(c, (list, tuple)) else [c]:
+            if i is not None and int(i) not in ids:
+                ids.append(int(i))
+    return ids
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams,
+                generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row from float32 logits ``(B, V)`` -> ``(B,)``.
+
+    Order as in vLLM and transformers: temperature, then top-k, then top-p (keep the
+    smallest set of tokens whose probability reaches ``top_p``, always at least one).
+    """
+    if params.temperature <= 0:
+        return logits.argmax(dim=-1)
+    logits = logits / params.temperature
+    vocab = logits.shape[-1]
+    if 0 < params.top_k < vocab:
+        kth = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if params.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # mass strictly before each token; a token is dropped once that already reaches top_p
+        before = probs.cumsum(dim=-1) - probs
+        sorted_logits = sorted_logits.masked_fill(before >= params.top_p, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    if seed is None:
+        gen.seed()  # a fresh nondeterministic seed; the default seed would be fixed
+    else:
+        gen.manual_seed(seed)
+    return gen
+
+
+def _dist_all_done(local_done: bool, device: torch.device) -> bool:
+    flag = torch.tensor([0.0 if local_done else 1.0], device=device)
+    torch.distributed.all_reduce(flag)
+    return flag.item() == 0.0
+
+
+class _StopStrings:
+    """Detects stop strings in the tail of each row's generated text.
+
+    Only a window of the last tokens is decoded each step (enough to hold the longest
+    stop string even at one byte per token), so the check costs one ``batch_decode``
+    of short sequences a step whatever the generation length.
+    """
+
+    def __init__(self, stops: list[str], tokenizer: Any):
+        self.stops = [s for s in stops if s]
+        if self.stops and tokenizer is None:
+            raise ValueError("stop strings need a tokenizer to decode the generated text")
+        self.tokenizer = tokenizer
+        self.window = max((len(s.encode("utf-8")) for s in self.stops), default=0) + 2
+
+    def hits(self, rows: list[list[int]]) -> list[bool]:
+        tails = [r[-self.window:] for r in rows]
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=False)
+        return [any(s in t for s in self.stops) for t in texts]
+
+
+@torch.no_grad()
+def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams, *,
+                    pad_id: int, eos_ids: set[int], stops: _StopStrings,
+                    generator: torch.Generator, device: torch.device, keep_logits_kw: bool,
+                    sync_ranks: bool) -> list[tuple[list[int], str, list[float] | None]]:
+    """One left-padded micro-batch -> ``(token_ids, finish_reason, logprobs)`` per prompt."""
+    n = len(prompts)
+    width = max(len(p) for p in prompts)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        mask[i, width - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+    outs: list[list[int]] = [[] for _ in range(n)]
+    logps: list[list[float]] | None = [[] for _ in range(n)] if params.logprobs else None
+    reasons: list[str | None] = [None] * n
+    rows = list(range(n))  # batch position -> original index, for rows still in the batch
+    extra = {"logits_to_keep": 1} if keep_logits_kw else {}
+
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                **extra)
+    cache = out.past_key_values
+    next_pos = positions[:, -1:] + 1
+    for step in range(params.max_new_tokens):
+        logits = out.logits[:, -1, :].float()
+        tokens = sample_next(logits, params, generator)
+        tok_list = tokens.tolist()
+        if logps is not None:
+            lp = torch.log_softmax(logits, dim=-1).gather(-1, tokens[:, None]).squeeze(-1).tolist()
+        last = step == params.max_new_tokens - 1
+        live = [b for b, r in enumerate(rows) if reasons[r] is None]
+        for b in live:
+            r = rows[b]
+            outs[r].append(tok_list[b])
+            if logps is not None:
+                logps[r].append(lp[b])
+            if tok_list[b] in eos_ids:
+                reasons[r] = "stop"
+        if stops.stops:
+            check = [b for b in live if reasons[rows[b]] is None]
+            for b, hit in zip(check, stops.hits([outs[rows[b]] for b in check])):
+                if hit:
+                    reasons[rows[b]] = "stop"
+        if last:
+            break
+        keep = [b for b, r in enumerate(rows) if reasons[r] is None]
+        local_done = not keep
+        if sync_ranks:
+            # under ZeRO-3 every rank must run the same number of forwards
+            if _dist_all_done(local_done, device):
+                break
+        elif local_done:
+            break
+        if keep and len(keep) <= 3 * len(rows) // 4:
+            # drop finished rows from the batch and the KV cache (a copy of the cache,
+            # so only when it removes a quarter of the batch or more)
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
+            rows = [rows[b] for b in keep]
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos,
+                    past_key_values=cache, use_cache=True)
+        next_pos = next_pos + 1
+    return [(outs[r], reasons[r] or "length", logps[r] if logps is not None else None)
+            for r in range(n)]
+
+
+def generate_tokens(model: Any, tokenizer: Any, prompts: list[list[int]],
+                    params: SamplingParams, *, batch_size: int = 64,
+                    eos_token_ids: Iterable[int] | None = None,
+                    sync_ranks: bool = False) -> list[Generation]:
+    """Generate with any in-memory causal LM (e.g. the policy being trained).
+
+    The model is put in eval mode for the call and its train/eval mode restored after.
+    ``tokenizer`` decodes the text and checks stop strings. With ``sync_ranks`` every
+    process of an initialised ``torch.distributed`` group keeps running forwards until
+    all are done, which ZeRO-3 needs; each rank must then pass the same number of
+    prompts (hence of micro-batches). Under ZeRO-3, call this inside DeepSpeed's
+    gathered-parameters context (TRL's ``unwrap_model_for_generation``) or each step
+    re-gathers every weight.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not prompts:
+        return []
+    empty = [i for i, p in enumerate(prompts) if len(p) == 0]
+    if empty:
+        raise ValueError(f"prompts {empty[:5]} are empty; every prompt needs at least one token")
+    if params.max_new_tokens <= 0:
+        return [Generation(text="", token_ids=[], finish_reason="length",
+                           logprobs=[] if params.logprobs else None) for _ in prompts]
+
+    eos = set(eos_token_ids) if eos_token_ids is not None else set(eos_ids_of(model, tokenizer))
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    if pad_id is None:
+        pad_id = min(eos) if eos else 0
+    device = next(model.parameters()).device
+    stops = _StopStrings(params.stop, tokenizer)
+    generator = _make_generator(params.seed, device)
+    keep_logits_kw = "logits_to_keep" in inspect.signature(model.forward).parameters
+    sync = sync_ranks and torch.distributed.is_available() and torch.distributed.is_initialized()
+
+    # longest first: similar lengths share a micro-batch, and an OOM shows up at once
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    results: list[Generation | None] = [None] * len(prompts)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            outs = _generate_batch(model, [list(prompts[i]) for i in chunk], params,
+                                   pad_id=pad_id, eos_ids=eos, stops=stops, generator=generator,
+                                   device=device, keep_logits_kw=keep_logits_kw,
+                                   sync_ranks=sync)
+            texts = _decode(tokenizer, [ids for ids, _, _ in outs], eos)
+            for i, (ids, reason, lps), text in zip(chunk, outs, texts):
+                results[i] = Generation(text=text, token_ids=ids, finish_reason=reason,
+                                        logprobs=lps)
+    finally:
+        model.train(was_training)
+    return results  # type: ignore[return-value]
+
+
+def _decode(tokenizer: Any, rows: list[list[int]], eos: set[int]) -> list[str]:
+    if tokenizer is None:
+        return [""] * len(rows)
+    trimmed = [r[:-1] if r and r[-1] in eos else r for r in rows]
+    return tokenizer.batch_decode(trimmed, skip_special_tokens=False)
+
+
+class HFBackend(TokenBackend):
+    """A transformers model as a :class:`TokenBackend`.
+
+    ``model_dir_or_model`` is a local model directory (loaded with
+    ``AutoModelForCausalLM``/``AutoTokenizer``; nothing is fetched from a hub) or an
+    in-memory model, e.g. the policy a GRPO trainer is updating: the backend holds a
+    reference, so in-place weight updates are seen by the next ``generate`` call
+    without copying. For an in-memory model pass ``tokenizer`` (object or directory);
+    ``device`` and ``dtype`` are then left as the model has them.
+    """
+
+    def __init__(self, model_dir_or_model: str | Path | Any, tokenizer: Any = None,
+                 device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
+                 batch_size: int = 64, eos_token_ids: Iterable[int] | None = None,
+                 sync_ranks: bool = False):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if isinstance(tokenizer, (str, Path)):
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+        if isinstance(model_dir_or_model, (str, Path)):
+            path = Path(model_dir_or_model)
+            if not path.is_dir():
+                raise FileNotFoundError(f"model directory {str(path)!r} does not exist "
+                                        "(HFBackend loads local directories only)")
+            self.device = resolve_device(device)
+            self.dtype = resolve_dtype(dtype, self.device)
+            if tokenizer is None:
+                tokenizer = AutoTokenizer.from_pretrained(str(path))
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=self.dtype)
+            model.to(self.device).eval()
+        else:
+            model = model_dir_or_model
+            if tokenizer is None:
+                raise ValueError("HFBackend got an in-memory model but no tokenizer; pass "
+                                 "tokenizer= (a tokenizer object or a directory)")
+            param = next(model.parameters())
+            self.device, self.dtype = param.device, param.dtype
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.eos_token_ids = (list(eos_token_ids) if eos_token_ids is not None
+                              else eos_ids_of(model, tokenizer))
+        self.sync_ranks = sync_ranks
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
+        return generate_tokens(self.model, self.tokenizer, prompts, params,
+                               batch_size=self.batch_size, eos_token_ids=self.eos_token_ids,
+                               sync_ranks=self.sync_ranks)
+
+    @contextlib.contextmanager
+    def using(self, model: Any):
+        """Temporarily generate with another model object (same tokenizer), e.g. an
+        unwrapped or parameter-gathered copy of the policy."""
+        previous, self.model = self.model, model
+        try:
+            yield self
+        finally:
+            self.model = previous

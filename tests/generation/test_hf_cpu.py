@@ -1,0 +1,172 @@
+"""HFBackend on CPU with a tiny random model: batching, sampling, stopping, logprobs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from reagent.generation.base import SamplingParams
+from reagent.generation.hf import HFBackend, generate_tokens, sample_next
+
+GREEDY = SamplingParams(max_new_tokens=12, temperature=0.0)
+TEXTS = ["hello", "The balance of account alpha is", "calc 1 + 2",
+         "What is the total of the ledger accounts after the transfer?", "x"]
+
+
+@pytest.fixture(scope="module")
+def prompts(hf_backend):
+    ids = [hf_backend.tokenizer(t)["input_ids"] for t in TEXTS]
+    assert len({len(p) for p in ids}) >= 4  # really different lengths
+    return ids
+
+
+def test_batched_left_padded_equals_one_at_a_time(hf_backend, prompts):
+    singles = [hf_backend.generate([p], GREEDY)[0] for p in prompts]
+    batched = hf_backend.generate(prompts, GREEDY)
+    assert [g.token_ids for g in batched] == [g.token_ids for g in singles]
+    # micro-batches of 2 (sorted by length inside the call) give the same, in order
+    small = HFBackend(hf_backend.model, hf_backend.tokenizer, batch_size=2).generate(prompts, GREEDY)
+    assert [g.token_ids for g in small] == [g.token_ids for g in singles]
+
+
+def test_greedy_matches_transformers_generate(hf_backend, prompts):
+    p = prompts[1]
+    ours = hf_backend.generate([p], SamplingParams(max_new_tokens=10, temperature=0.0))[0]
+    ref = hf_backend.model.generate(torch.tensor([p]), max_new_tokens=10, do_sample=False,
+                                    eos_token_id=hf_backend.eos_token_ids)[0, len(p):].tolist()
+    assert ours.token_ids == ref[:len(ours.token_ids)]
+
+
+def test_early_finishing_rows_are_dropped_without_changing_others(hf_backend, prompts,
+                                                                  monkeypatch):
+    """Rows that stop early leave the batch (and KV cache); the others must not notice."""
+    from transformers.cache_utils import Cache
+
+    full = hf_backend.generate(prompts, GREEDY)
+    eos = {full[0].token_ids[2], full[1].token_ids[5]}
+    backend = HFBackend(hf_backend.model, hf_backend.tokenizer, eos_token_ids=eos)
+    singles = [backend.generate([p], GREEDY)[0] for p in prompts]
+    selected = []
+    original = Cache.batch_select_indices
+
+    def spy(self, indices):
+        selected.append(indices.tolist())
+        return original(self, indices)
+
+    monkeypatch.setattr(Cache, "batch_select_indices", spy)
+    batched = backend.generate(prompts, GREEDY)
+    assert selected  # the pruning path ran
+    assert [g.token_ids for g in batched] == [g.token_ids for g in singles]
+    assert batched[0].finish_reason == "stop" and len(batched[0].token_ids) <= 3
+    assert len({len(g.token_ids) for g in batched}) > 1  # rows really stopped at different steps
+
+
+def test_eos_is_kept_at_the_end_and_not_in_text(hf_backend, prompts):
+    full = hf_backend.generate([prompts[2]], GREEDY)[0].token_ids
+    eos = full[4]
+    first = full.index(eos)
+    backend = HFBackend(hf_backend.model, hf_backend.tokenizer, eos_token_ids=[eos])
+    out = backend.generate([prompts[2]], GREEDY)[0]
+    assert out.token_ids == full[:first + 1]
+    assert out.finish_reason == "stop"
+    assert out.text == hf_backend.tokenizer.decode(full[:first], skip_special_tokens=False)
+
+
+def test_stop_string_stops_and_stays_in_output(hf_backend, prompts):
+    tok = hf_backend.tokenizer
+    full = hf_backend.generate([prompts[3]], GREEDY)[0].token_ids
+    words = re.findall(r"[A-Za-z]{3,}", tok.decode(full[4:]))
+    assert words, tok.decode(full)
+    stop = words[0][:3]
+    # expected: the shortest prefix of the greedy ids whose text contains the stop string
+    n = next(n for n in range(1, len(full) + 1) if stop in tok.decode(full[:n]))
+    out = hf_backend.generate([prompts[3]], SamplingParams(max_new_tokens=12, temperature=0.0,
+                                                           stop=[stop]))[0]
+    assert out.token_ids == full[:n]
+    assert out.finish_reason == "stop"
+    assert stop in out.text
+
+
+def test_finish_reason_length(hf_backend, prompts):
+    backend = HFBackend(hf_backend.model, hf_backend.tokenizer, eos_token_ids=[])
+    outs = backend.generate(prompts, SamplingParams(max_new_tokens=5, temperature=1.0, seed=1))
+    assert all(len(g.token_ids) == 5 and g.finish_reason == "length" for g in outs)
+    zero = backend.generate(prompts[:2], SamplingParams(max_new_tokens=0))
+    assert [(g.token_ids, g.finish_reason) for g in zero] == [([], "length")] * 2
+    assert backend.generate([], GREEDY) == []
+    with pytest.raises(ValueError, match="empty"):
+        backend.generate([[]], GREEDY)
+
+
+def test_seed_reproducible_and_global_rng_untouched(hf_backend, prompts):
+    params = SamplingParams(max_new_tokens=10, temperature=1.0, top_p=0.95, top_k=50, seed=123)
+    state = torch.get_rng_state()
+    a = hf_backend.generate(prompts, params)
+    assert torch.equal(state, torch.get_rng_state())
+    b = hf_backend.generate(prompts, params)
+    c = hf_backend.generate(prompts, SamplingParams(max_new_tokens=10, temperature=1.0, seed=7))
+    assert [g.token_ids for g in a] == [g.token_ids for g in b]
+    assert [g.token_ids for g in a] != [g.token_ids for g in c]
+
+
+def test_identical_prompts_in_one_call_sample_differently(hf_backend, prompts):
+    """A GRPO group is one prompt repeated; its rollouts must not be copies."""
+    outs = hf_backend.generate([prompts[0]] * 8, SamplingParams(max_new_tokens=8, seed=0))
+    assert len({tuple(g.token_ids) for g in outs}) > 1
+
+
+def test_top_k_one_is_greedy(hf_backend, prompts):
+    greedy = hf_backend.generate(prompts, GREEDY)
+    topk1 = hf_backend.generate(prompts, SamplingParams(max_new_tokens=12, temperature=1.3,
+                                                        top_k=1, seed=5))
+    assert [g.token_ids for g in topk1] == [g.token_ids for g in greedy]
+
+
+def test_sample_next_top_p_and_top_k_on_hand_worked_logits():
+    # probs 0.5, 0.3, 0.2: top_p=0.6 keeps {0, 1} (0.5 < 0.6, 0.5 + 0.3 reaches it)
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2]])).repeat(2000, 1)
+    gen = torch.Generator().manual_seed(0)
+    drawn = sample_next(logits, SamplingParams(temperature=1.0, top_p=0.6), gen)
+    assert set(drawn.tolist()) == {0, 1}
+    assert abs((drawn == 0).float().mean().item() - 0.5 / 0.8) < 0.05
+    drawn = sample_next(logits, SamplingParams(temperature=1.0, top_k=2), gen)
+    assert set(drawn.tolist()) == {0, 1}
+    # top_p so small that only the argmax survives
+    drawn = sample_next(logits, SamplingParams(temperature=1.0, top_p=0.01), gen)
+    assert set(drawn.tolist()) == {0}
+
+
+def test_logprobs_are_raw_log_softmax_of_sampled_tokens(hf_backend, prompts):
+    p = prompts[1]
+    out = hf_backend.generate([p], SamplingParams(max_new_tokens=6, temperature=0.7, seed=3,
+                                                  logprobs=True))[0]
+    assert len(out.logprobs) == len(out.token_ids) == 6
+    # teacher-forced forward over prompt + completion gives the same numbers
+    ids = torch.tensor([p + out.token_ids])
+    with torch.no_grad():
+        logits = hf_backend.model(ids).logits[0, len(p) - 1:-1].float()
+    ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.token_ids)[:, None])[:, 0]
+    assert torch.allclose(torch.tensor(out.logprobs), ref, atol=1e-4)
+    assert hf_backend.generate([p], GREEDY)[0].logprobs is None
+
+
+def test_in_memory_model_restores_train_mode(varied_model_dir, hf_backend, prompts):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(varied_model_dir, dtype=torch.float32).train()
+    outs = generate_tokens(model, hf_backend.tokenizer, prompts, GREEDY)
+    assert model.training
+    assert [g.token_ids for g in outs] == [g.token_ids for g in hf_backend.generate(prompts, GREEDY)]
+    with pytest.raises(ValueError, match="tokenizer"):
+        HFBackend(model)
+
+
+def test_loading_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        HFBackend(tmp_path / "missing")
+    with pytest.raises(ValueError, match="dtype"):
+        from reagent.generation.hf import resolve_dtype
+
+        resolve_dtype("float8", torch.device("cpu"))
