@@ -1,0 +1,201 @@
+"""Tiny Qwen2 models with a locally trained tokenizer, built without any network.
+
+Tests and the quickstart need a real Hugging Face causal LM, loaded through the
+normal ``AutoTokenizer`` / ``AutoModelForCausalLM`` path, with a ChatML template
+that understands tools, so that every code path that serves a 7B Qwen also runs on
+a 2-core CPU. :func:`make_tiny_model` writes such a model into a directory:
+
+- a byte-level BPE tokenizer (Qwen2's pre-tokenizer: digits are split one by one)
+  trained with ``tokenizers`` on ``assets/tokenizer_corpus.txt``, a small corpus
+  written for this project. The chat scaffolding is made of single tokens:
+  ``<|im_start|>``/``<|im_end|>``/``<|endoftext|>`` are special tokens, and the
+  tool-call scaffolding (``<tool_call>``, ``{"name": "``, ``", "arguments": {``,
+  ``\\boxed{`` ...) are added non-special tokens, so they survive
+  ``skip_special_tokens=True`` and decode as text. Single-token scaffolding cut a
+  toy-task demonstration from 74 to 48 tokens (DESIGN.md), which is what lets a
+  1M-parameter model learn tool use in minutes;
+- the ChatML template ``assets/chat_template.jinja`` (Qwen2.5 style);
+- a randomly initialised ``Qwen2ForCausalLM`` with tied embeddings.
+
+The tokenizer is trained once per process (under a second) and kept in memory;
+nothing is cached on disk outside the output directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+from importlib import resources
+from pathlib import Path
+
+ASSETS = "reagent.assets"
+CORPUS_FILE = "tokenizer_corpus.txt"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+
+PAD_TOKEN = "<|endoftext|>"
+BOS_TOKEN = "<|endoftext|>"  # Qwen convention: no BOS is prepended; the id names the document start.
+EOS_TOKEN = "<|im_end|>"
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Added, not special: they are part of what the policy writes and must decode as text.
+SCAFFOLD_TOKENS = [
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
+    '{"name": "',
+    '", "arguments": {',
+    "\\boxed{",
+]
+VOCAB_SIZE = 3072  # BPE target including bytes and special tokens; added tokens come on top.
+
+# Qwen2's pre-tokenizer split (from transformers' Qwen2Converter): contractions,
+# letter runs with one leading non-letter, single digits, punctuation runs, whitespace.
+_SPLIT_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+# name -> Qwen2Config fields. Parameter counts are for the ~3k vocabulary, embeddings tied.
+SIZES: dict[str, dict] = {
+    "nano": {  # ~0.2M parameters
+        "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "intermediate_size": 128,
+    },
+    "micro": {  # ~0.9M parameters: learns the toy ledger task from scratch (DESIGN.md)
+        "hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "intermediate_size": 256,
+    },
+    "small": {  # ~5M parameters
+        "hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 8,
+        "num_key_value_heads": 4, "intermediate_size": 640,
+    },
+}
+
+
+def read_asset(name: str) -> str:
+    """The text of a file shipped in ``reagent/assets`` (works from a wheel, too)."""
+    return resources.files(ASSETS).joinpath(name).read_text(encoding="utf-8")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("reagent")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def chat_template() -> str:
+    """The ChatML template the tiny models ship with."""
+    return read_asset(CHAT_TEMPLATE_FILE)
+
+
+@functools.lru_cache(maxsize=1)
+def _trained_tokenizer_json() -> str:
+    """Train the BPE once per process; the JSON string is the cache (no files on disk)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    lines = read_asset(CORPUS_FILE).splitlines(keepends=True)
+    tok.train_from_iterator(lines, trainer=trainer, length=len(lines))
+    return tok.to_str()
+
+
+def build_tokenizer():
+    """A ``PreTrainedTokenizerFast`` with the special and scaffold tokens and the chat template."""
+    from tokenizers import AddedToken, Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer.from_str(_trained_tokenizer_json())
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        bos_token=None,
+        unk_token=None,
+        additional_special_tokens=["<|im_start|>"],
+        model_max_length=4096,
+        padding_side="left",  # batched generation appends to the right
+        clean_up_tokenization_spaces=False,
+    )
+    tokenizer.add_tokens(
+        [AddedToken(t, special=False, normalized=False, lstrip=False, rstrip=False)
+         for t in SCAFFOLD_TOKENS]
+    )
+    tokenizer.chat_template = chat_template()
+    return tokenizer
+
+
+def build_config(size: str, tokenizer):
+    """The ``Qwen2Config`` for ``size`` with the vocabulary and token ids of ``tokenizer``."""
+    from transformers import Qwen2Config
+
+    if size not in SIZES:
+        raise ValueError(f"unknown size '{size}'; valid sizes: {', '.join(SIZES)}")
+    return Qwen2Config(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=tokenizer.model_max_length,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        bos_token_id=tokenizer.convert_tokens_to_ids(BOS_TOKEN),
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **SIZES[size],
+    )
+
+
+def make_tiny_model(out_dir: str | Path, size: str = "micro", seed: int = 0) -> Path:
+    """Build a randomly initialised tiny Qwen2 model and its tokenizer into ``out_dir``.
+
+    The directory loads with ``AutoTokenizer.from_pretrained`` and
+    ``AutoModelForCausalLM.from_pretrained``. ``seed`` fixes the weights; the
+    tokenizer depends only on the shipped corpus. Returns the directory.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2ForCausalLM
+
+    out = Path(out_dir)
+    tokenizer = build_tokenizer()
+    config = build_config(size, tokenizer)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = Qwen2ForCausalLM(config)
+    finally:
+        torch.random.set_rng_state(generator_state)  # leave the caller's RNG as it was
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        max_new_tokens=256,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    provenance = {
+        "made_by": "reagent.tiny_model.make_tiny_model",
+        "reagent_version": _version(),
+        "size": size,
+        "seed": seed,
+        "parameters": model.num_parameters(),
+        "tokenizer_corpus_sha256": hashlib.sha256(read_asset(CORPUS_FILE).encode()).hexdigest(),
+    }
+    (out / "reagent_tiny_model.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    return out
