@@ -15,6 +15,12 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("reagent.cli.validate", "check JSONL record files; print FILE:LINE: reason per bad record"),
     "make-tiny-model": ("reagent.cli.make_tiny_model", "build a tiny local Qwen2 model and BPE tokenizer (no network)"),
+    "rollout": ("reagent.cli.rollout", "run a policy on an environment's tasks and write trajectories (resumable)"),
+    "judge": ("rrm.cli_judge", "score a trajectory file with a judge model or endpoint (resumable)"),
+    "serve": ("rrm.cli_serve", "serve a local model over an OpenAI-compatible HTTP API, batched"),
+    "train-rrm": ("rrm.cli_train", "fine-tune a judge (Agent-RRM) on teacher-annotated examples"),
+    "eval-rrm": ("rrm.cli_eval", "judge-quality report (format, MAE, AUROC, pairwise) on a labelled file"),
+    "train": ("reagent.cli.train", "train a policy with GRPO, Reagent-R or Reagent-U (--config FILE key=value)"),
     "env": ("reagent.cli.env", "print versions of the project and its libraries, for bug reports"),
 }
 

@@ -1,0 +1,197 @@
+"""The batched multi-turn agent loop: every rollout, judge datum and benchmark runs here.
+
+Each turn, every live episode of the batch generates in the same backend call;
+finished episodes drop out. The policy writes reasoning and ``<tool_call>`` blocks;
+all calls of a turn (across the whole batch) run in parallel and come back as tool
+messages. An episode ends on an answer (a turn without tool calls), on
+``max_turns``, on its token budget, or on a backend error, and records which.
+
+With a token backend the loop keeps token ids exactly as generated (token-in /
+token-out) and a loss mask with 1 on generated tokens and 0 on prompt and tool
+tokens, so the trainer never re-tokenises text. With a chat backend it keeps
+messages only (evaluation, teachers).
+
+``max_tokens`` bounds the *response*: everything after the prompt, generated and
+tool tokens alike (the verl convention). The chat path, which has no tokenizer,
+counts generated tokens only, estimated as characters / 4 where the server gives none.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from reagent.envs.base import Environment
+from reagent.generation.base import ChatBackend, Generation, SamplingParams, TokenBackend
+from reagent.records import Message, Task, ToolCall, Trajectory
+from reagent.tokenization import encode_continuation, encode_prompt, to_template_messages
+from reagent.toolcalls import parse_tool_calls, strip_tool_calls
+from reagent.tools.base import Tool, run_tool_call, tool_schema
+
+
+@dataclass
+class AgentConfig:
+    """Episode limits and sampling for the agent loop."""
+
+    max_turns: int = 6
+    max_tokens: int = 1024
+    max_new_tokens: int = 256  # per turn
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+    tool_workers: int = 16
+
+    def __post_init__(self):
+        if self.max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
+        if self.max_new_tokens < 1 or self.max_tokens < 1:
+            raise ValueError(f"max_new_tokens ({self.max_new_tokens}) and max_tokens ({self.max_tokens}) "
+                             "must be >= 1")
+
+
+@dataclass
+class EpisodeSpec:
+    """What to run: a task, the prompt messages the policy starts from, and identity."""
+
+    task: Task
+    messages: list[Message]
+    id: str
+    stage: str = "initial"
+    parent_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def initial_messages(env: Environment, task: Task) -> list[Message]:
+    return [Message(role="system", content=env.system_prompt(task)), Message(role="user", content=task.question)]
+
+
+class _Episode:
+    def __init__(self, spec: EpisodeSpec, env: Environment):
+        self.spec = spec
+        self.tools: dict[str, Tool] = env.tools_for(spec.task)
+        self.schemas = [tool_schema(t) for t in self.tools.values()] if env.tool_schemas_in_prompt else None
+        self.messages = list(spec.messages)
+        self.ids: list[int] = []
+        self.mask: list[int] = []
+        self.prompt_len = 0
+        self.response_tokens = 0
+        self.turns = 0
+        self.stop_reason = ""
+        self.final_answer: str | None = None
+        self.error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return bool(self.stop_reason)
+
+
+class AgentLoop:
+    """Runs batches of episodes of one environment with one backend."""
+
+    def __init__(self, backend: TokenBackend | ChatBackend, env: Environment, config: AgentConfig,
+                 policy_name: str = ""):
+        self.backend, self.env, self.config = backend, env, config
+        self.policy_name = policy_name
+        self.tokenizer = getattr(backend, "tokenizer", None)
+        if backend.supports_tokens and self.tokenizer is None:
+            raise ValueError("a token backend needs a tokenizer for the chat template")
+        self._calls = 0  # advances the seed so every backend call samples differently
+
+    def run(self, specs: list[EpisodeSpec]) -> list[Trajectory]:
+        episodes = [_Episode(s, self.env) for s in specs]
+        if self.backend.supports_tokens:
+            for ep in episodes:
+                ep.ids = encode_prompt(self.tokenizer, ep.messages, tools=ep.schemas)
+                ep.mask = [0] * len(ep.ids)
+                ep.prompt_len = len(ep.ids)
+        with ThreadPoolExecutor(self.config.tool_workers) as pool:
+            while live := [ep for ep in episodes if not ep.done]:
+                gens = self._generate(live)
+                pending = [(ep, self._take_turn(ep, gen)) for ep, gen in zip(live, gens)]
+                self._run_tools([(ep, calls) for ep, calls in pending if calls], pool)
+        return [self._finish(ep) for ep in episodes]
+
+    def _sampling(self, live: list[_Episode]) -> SamplingParams:
+        c = self.config
+        budget = max(min(c.max_tokens - ep.response_tokens for ep in live), 1)
+        self._calls += 1
+        return SamplingParams(max_new_tokens=min(c.max_new_tokens, budget), temperature=c.temperature,
+                              top_p=c.top_p, top_k=c.top_k, seed=c.seed * 1_000_003 + self._calls)
+
+    def _generate(self, live: list[_Episode]) -> list[Generation]:
+        params = self._sampling(live)
+        if self.backend.supports_tokens:
+            return self.backend.generate([ep.ids for ep in live], params)
+        convs = [to_template_messages(ep.messages) for ep in live]
+        return self.backend.chat(convs, params, tools=live[0].schemas)
+
+    def _take_turn(self, ep: _Episode, gen: Generation) -> list[ToolCall]:
+        """Record one generated turn; return the tool calls still to run."""
+        ep.turns += 1
+        text = gen.text
+        if self.backend.supports_tokens:
+            ep.ids += gen.token_ids
+            ep.mask += [1] * len(gen.token_ids)
+            ep.response_tokens += len(gen.token_ids)
+        else:
+            ep.response_tokens += len(gen.token_ids) or max(len(text) // 4, 1)
+        if gen.finish_reason == "error":
+            ep.stop_reason, ep.error = "error", gen.error or "generation failed"
+            return []
+        calls = parse_tool_calls(text)
+        ep.messages.append(Message(role="assistant", content=strip_tool_calls(text) if calls else text,
+                                   tool_calls=calls or None))
+        if gen.finish_reason == "length":
+            ep.stop_reason = "max_tokens"
+        elif not calls:
+            ep.stop_reason = "answered"
+            ep.final_answer = self.env.extract_answer(text)
+        return calls
+
+    def _run_tools(self, work: list[tuple[_Episode, list[ToolCall]]], pool: ThreadPoolExecutor) -> None:
+        """All calls of all episodes in this turn run in parallel; results return in order."""
+        flat = [(ep, call) for ep, calls in work for call in calls]
+        results = list(pool.map(lambda item: run_tool_call(item[0].tools, item[1]), flat))
+        by_episode: dict[int, list[Message]] = {}
+        for (ep, call), result in zip(flat, results):
+            by_episode.setdefault(id(ep), []).append(
+                Message(role="tool", content=result, tool_call_id=call.id, name=call.name))
+        for ep, _ in work:
+            tool_msgs = by_episode[id(ep)]
+            ep.messages += tool_msgs
+            if ep.turns >= self.config.max_turns:
+                ep.stop_reason = "max_turns"
+                continue
+            if self.backend.supports_tokens:
+                cont = encode_continuation(self.tokenizer, tool_msgs, tools=ep.schemas)
+                ep.ids += cont
+                ep.mask += [0] * len(cont)
+                ep.response_tokens += len(cont)
+            if ep.response_tokens >= self.config.max_tokens:
+                ep.stop_reason = "max_tokens"
+
+    def _finish(self, ep: _Episode) -> Trajectory:
+        spec = ep.spec
+        truncated = ep.stop_reason in ("max_tokens", "max_turns")
+        # No answer scores 0; a backend error has no outcome at all (never a silent 0).
+        outcome = {"answered": None, "error": None}.get(ep.stop_reason, 0.0)
+        if ep.stop_reason == "answered":
+            outcome = self.env.outcome(spec.task, ep.final_answer)
+        traj = Trajectory(id=spec.id, task_id=spec.task.id, messages=ep.messages, stage=spec.stage,
+                          parent_id=spec.parent_id, final_answer=ep.final_answer, outcome=outcome,
+                          policy=self.policy_name, stop_reason=ep.stop_reason, truncated=truncated,
+                          extra=dict(spec.extra))
+        if self.backend.supports_tokens:
+            traj.token_ids, traj.loss_mask = ep.ids, ep.mask
+            traj.extra["prompt_length"] = ep.prompt_len
+        traj.extra["turns"] = ep.turns
+        if ep.error:
+            traj.extra["error"] = ep.error
+        return traj
+
+
+def specs_for(env: Environment, tasks: list[Task], n: int, stage: str = "initial") -> list[EpisodeSpec]:
+    """``n`` episodes per task with stable ids ``{task_id}#{k}`` (what resume keys on)."""
+    return [EpisodeSpec(task=t, messages=initial_messages(env, t), id=f"{t.id}#{k}", stage=stage)
+            for t in tasks for k in range(n)]

@@ -1,0 +1,89 @@
+"""From judged trajectories to a training batch: rewards, groups, advantages, tensors.
+
+Reward of trajectory i: ``R_i = outcome_i + lambda * score_i`` (Reagent-R/U), or the
+outcome alone (GRPO, or when the judge failed under ``on_judge_failure=outcome_only``).
+Trajectories the judge failed on under ``drop`` leave the batch. Under Reagent-U the
+G initial and G revised rollouts of a prompt share one group id, so the advantage is
+taken over the pooled 2G rewards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from reagent.records import Trajectory
+from reagent.train.algos import compute_advantages, degenerate_groups
+
+
+@dataclass
+class Batch:
+    """Padded tensors for the update; shapes (N, L) and (N,)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    loss_mask: torch.Tensor
+    advantages: torch.Tensor
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
+    trajectories: list[Trajectory] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def slice(self, start: int, end: int) -> Batch:
+        pick = lambda t: None if t is None else t[start:end]  # noqa: E731
+        return Batch(self.input_ids[start:end], self.attention_mask[start:end], self.loss_mask[start:end],
+                     self.advantages[start:end], pick(self.old_logp), pick(self.ref_logp),
+                     self.trajectories[start:end])
+
+
+def assign_rewards(trajs: list[Trajectory], scores: list[float | None], lam: float,
+                   truncated: str, truncation_penalty: float) -> None:
+    """Write ``rewards = {outcome, judge, total}`` into each trajectory."""
+    for traj, score in zip(trajs, scores):
+        outcome = traj.outcome if traj.outcome is not None else 0.0
+        total = outcome + (lam * score if score is not None else 0.0)
+        if traj.truncated and truncated == "penalise":
+            total = truncation_penalty
+        traj.rewards = {"outcome": outcome, "judge": score, "total": total}
+
+
+def select_and_advantage(trajs: list[Trajectory], group_ids: list[int], estimator: str,
+                         keep_degenerate: bool, truncated: str) -> tuple[list[Trajectory], torch.Tensor, dict]:
+    """Advantages per trajectory; drop degenerate groups and (truncated=mask) truncated episodes.
+
+    Advantages are computed over whole groups first, so masking a truncated episode
+    afterwards does not shift its group's baseline.
+    """
+    rewards = torch.tensor([t.rewards["total"] for t in trajs], dtype=torch.float64)
+    groups = torch.tensor(group_ids)
+    adv = compute_advantages(estimator, rewards, groups)
+    degenerate = degenerate_groups(rewards, groups)
+    keep = torch.ones(len(trajs), dtype=torch.bool) if keep_degenerate else ~degenerate
+    if truncated == "mask":
+        keep &= torch.tensor([not t.truncated for t in trajs])
+    n_groups = len(set(group_ids))
+    n_degenerate = len({g for g, d in zip(group_ids, degenerate.tolist()) if d})
+    stats = {"groups/total": n_groups, "groups/degenerate_frac": n_degenerate / max(n_groups, 1),
+             "groups/dropped_frac": 0.0 if keep_degenerate else n_degenerate / max(n_groups, 1)}
+    for t, a in zip(trajs, adv.tolist()):
+        t.rewards["advantage"] = a
+    kept = [t for t, k in zip(trajs, keep.tolist()) if k]
+    return kept, adv[keep].float(), stats
+
+
+def collate(trajs: list[Trajectory], advantages: torch.Tensor, pad_id: int) -> Batch:
+    """Right-padded (N, L) tensors from the kept token ids and loss masks."""
+    length = max(len(t.token_ids) for t in trajs)
+    n = len(trajs)
+    ids = torch.full((n, length), pad_id, dtype=torch.long)
+    attn = torch.zeros((n, length), dtype=torch.long)
+    mask = torch.zeros((n, length), dtype=torch.float32)
+    for i, t in enumerate(trajs):
+        k = len(t.token_ids)
+        ids[i, :k] = torch.tensor(t.token_ids)
+        attn[i, :k] = 1
+        mask[i, :k] = torch.tensor(t.loss_mask, dtype=torch.float32)
+    return Batch(ids, attn, mask, advantages, trajectories=trajs)

@@ -1,0 +1,93 @@
+"""The one config of ``reagent train`` (GRPO, Reagent-R, Reagent-U)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reagent.config import cfg
+
+VARIANTS = ("grpo", "reagent-r", "reagent-u")
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    variant: str = cfg("grpo", help="grpo (outcome reward) | reagent-r (outcome + lambda*judge) | "
+                       "reagent-u (reagent-r over initial and critique-revised rollouts, one pooled group)")
+    model: str = cfg("runs/tiny-policy", help="policy model directory; created as a tiny model if missing "
+                     "and create_missing_model is true")
+    create_missing_model: bool = cfg(True, help="build an untrained tiny model at `model` when it does not "
+                                     "exist (smoke runs); set false for real runs")
+    tiny_model_size: str = cfg("micro", help="size of a created tiny model: nano | micro | small")
+    output_dir: str = cfg("runs/grpo", help="where checkpoints, metrics.jsonl and rollouts go")
+    env: str = cfg("toy", help="environment: toy | math | qa")
+    env_seed: int = cfg(0, help="seed of the toy task generator")
+    benchmark: str | None = cfg(None, help="benchmark for the math/qa environments")
+    train_tasks: int = cfg(2000, help="number of training tasks drawn from the environment")
+    # judge
+    judge_model: str | None = cfg(None, help="local judge model directory (reagent-r/u)")
+    judge_base_url: str | None = cfg(None, help="OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8001/v1")
+    judge_served_model: str | None = cfg(None, help="model name at judge_base_url (default: the first served)")
+    judge_max_new_tokens: int = cfg(256, help="token limit of one judgment")
+    judge_batch_size: int = cfg(64, help="local judge generation batch")
+    judge_lambda: float = cfg(0.3, help="lambda: reward = outcome + lambda * judge score")
+    on_judge_failure: str = cfg("outcome_only", help="drop | outcome_only | stop when the judge cannot score")
+    revise: str = cfg("all", help="reagent-u: revise 'all' G initial rollouts or only 'failed' ones")
+    # rollout
+    prompts_per_step: int = cfg(8, help="prompts (groups) per step")
+    group_size: int = cfg(8, help="G: rollouts per prompt")
+    max_turns: int = cfg(6, help="assistant turns per episode")
+    max_tokens: int = cfg(512, help="response token budget per episode")
+    max_new_tokens: int = cfg(128, help="tokens per assistant turn")
+    temperature: float = cfg(1.0, help="rollout sampling temperature")
+    top_p: float = cfg(1.0, help="rollout nucleus mass")
+    rollout_backend: str = cfg("hf", help="hf | vllm (GPU; weights synced after every update)")
+    truncated: str = cfg("keep", help="truncated episodes: keep | mask (no loss) | penalise")
+    truncation_penalty: float = cfg(0.0, help="reward given to truncated episodes under truncated=penalise")
+    # GRPO
+    advantage: str = cfg("grpo", help="grpo (divide by group std) | dr_grpo (no std)")
+    keep_degenerate_groups: bool = cfg(False, help="keep groups whose rewards are all equal (else dropped)")
+    clip_low: float = cfg(0.2, help="PPO ratio clip below 1")
+    clip_high: float = cfg(0.28, help="PPO ratio clip above 1 (clip-higher)")
+    loss_agg: str = cfg("token-mean", help="token-mean | seq-mean-token-mean")
+    kl_coef: float = cfg(0.0, help="k3 KL to the reference model; 0 loads no reference model")
+    entropy_coef: float = cfg(0.0, help="entropy bonus coefficient")
+    updates_per_batch: int = cfg(1, help="mu: optimizer steps on each batch of rollouts")
+    micro_batch_size: int = cfg(16, help="trajectories per forward/backward (gradient accumulation)")
+    lr: float = cfg(1e-5, help="AdamW learning rate")
+    weight_decay: float = cfg(0.0, help="AdamW weight decay")
+    max_grad_norm: float = cfg(1.0, help="gradient clipping")
+    warmup_steps: int = cfg(0, help="linear warm-up optimizer steps")
+    schedule: str = cfg("constant", help="constant | cosine after warm-up")
+    gradient_checkpointing: bool = cfg(False, help="trade compute for memory on large models")
+    bf16: bool = cfg(True, help="bf16 mixed precision on GPU (ignored on CPU)")
+    # run
+    max_steps: int = cfg(50, help="training steps")
+    save_every: int = cfg(10, help="checkpoint every N steps (and at the end)")
+    keep_checkpoints: int = cfg(2, help="complete checkpoints kept on disk")
+    save_rollouts: bool = cfg(False, help="write each step's rollouts with judge outputs for audit")
+    seed: int = cfg(0, help="seed for data order and sampling")
+    device: str = cfg("auto", help="auto | cpu | cuda")
+    resume: bool = cfg(False, help="continue from the last complete checkpoint in output_dir")
+
+    def __post_init__(self):
+        checks = [
+            (self.variant in VARIANTS, f"variant={self.variant!r}: use one of {', '.join(VARIANTS)}"),
+            (self.revise in ("all", "failed"), f"revise={self.revise!r}: use all or failed"),
+            (self.truncated in ("keep", "mask", "penalise"),
+             f"truncated={self.truncated!r}: use keep, mask or penalise"),
+            (self.schedule in ("constant", "cosine"), f"schedule={self.schedule!r}: use constant or cosine"),
+            (self.group_size >= 2, f"group_size={self.group_size}: GRPO needs at least 2 rollouts per prompt"),
+            (self.updates_per_batch >= 1, f"updates_per_batch={self.updates_per_batch} must be >= 1"),
+            (self.rollout_backend in ("hf", "vllm"), f"rollout_backend={self.rollout_backend!r}: use hf or vllm"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+        if self.uses_judge and not (self.judge_model or self.judge_base_url):
+            raise ValueError(f"variant={self.variant} needs a judge: set judge_model=DIR or "
+                             "judge_base_url=URL (or use variant=grpo)")
+
+    @property
+    def uses_judge(self) -> bool:
+        return self.variant in ("reagent-r", "reagent-u")

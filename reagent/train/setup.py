@@ -1,0 +1,93 @@
+"""Building what the trainer needs: accelerator, policy, optimizer, schedule, backend, judge.
+
+Kept apart from the loop so the loop reads as the algorithm. A policy or judge path
+that does not exist is created as an untrained tiny model when
+``create_missing_model`` is on, so the shipped toy configs run on a fresh checkout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reagent.train.config import TrainConfig
+
+
+@dataclass
+class Models:
+    accelerator: Any
+    model: Any
+    ref_model: Any
+    tokenizer: Any
+    optimizer: Any
+    scheduler: Any
+    backend: Any
+
+
+def ensure_model(path: str, config: TrainConfig, seed: int) -> None:
+    if Path(path).exists():
+        return
+    if not config.create_missing_model:
+        raise FileNotFoundError(f"model directory {path} does not exist (create_missing_model is false)")
+    from reagent.tiny_model import make_tiny_model
+
+    make_tiny_model(path, size=config.tiny_model_size, seed=seed)
+
+
+def build_models(c: TrainConfig) -> Models:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
+
+    cuda = torch.cuda.is_available() and c.device != "cpu"
+    acc = Accelerator(mixed_precision="bf16" if (cuda and c.bf16) else "no", cpu=not cuda)
+    set_seed(c.seed)
+    if acc.is_main_process:
+        ensure_model(c.model, c, c.seed)
+    acc.wait_for_everyone()
+    tokenizer = AutoTokenizer.from_pretrained(c.model)
+    model = AutoModelForCausalLM.from_pretrained(c.model, dtype=torch.float32)
+    if c.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    ref_model = None
+    if c.kl_coef > 0:
+        ref_model = AutoModelForCausalLM.from_pretrained(c.model, dtype=torch.float32).eval()
+        ref_model.requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    total = c.max_steps * c.updates_per_batch
+    name = "cosine" if c.schedule == "cosine" else "constant_with_warmup"
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=c.warmup_steps, num_training_steps=total)
+    model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
+    if ref_model is not None:
+        ref_model = ref_model.to(acc.device)
+    backend = build_backend(c, acc.unwrap_model(model), tokenizer, acc.num_processes)
+    return Models(acc, model, ref_model, tokenizer, optimizer, scheduler, backend)
+
+
+def build_backend(c: TrainConfig, policy, tokenizer, world_size: int):
+    if c.rollout_backend == "vllm":
+        from reagent.generation.vllm_backend import VLLMBackend
+
+        return VLLMBackend(c.model)
+    from reagent.generation.hf import HFBackend
+
+    # Holds the unwrapped policy by reference: each update is seen by the next rollout.
+    return HFBackend(policy, tokenizer=tokenizer, sync_ranks=world_size > 1)
+
+
+def build_judge(c: TrainConfig):
+    """The run's judge (None for grpo) and its failure counter."""
+    if not c.uses_judge:
+        return None, None
+    from rrm.judge import FailureCounter, HTTPJudge, LocalJudge
+
+    if c.judge_base_url:
+        judge = HTTPJudge(c.judge_base_url, model=c.judge_served_model, max_new_tokens=c.judge_max_new_tokens)
+    else:
+        ensure_model(c.judge_model, c, c.seed + 1)
+        judge = LocalJudge(c.judge_model, batch_size=c.judge_batch_size, max_new_tokens=c.judge_max_new_tokens,
+                           device=c.device)
+    return judge, FailureCounter()
