@@ -1,0 +1,370 @@
+"""The ``python`` tool: run model-written code in a separate, locked-down process.
+
+Each call gets a fresh temporary working directory (removed afterwards) and a new
+interpreter, ``sys.executable -I -u`` (isolated mode: no ``PYTHON*`` variables, no
+user site, no script dir on ``sys.path``), started in its own session with an
+environment of only ``PATH``, ``HOME``/``TMPDIR`` (the working directory), ``LANG`` and
+single-thread settings for BLAS/OpenMP, so no API key of the parent is visible.
+
+Layers, each best effort, reported per run in :attr:`SandboxResult.layers` (the
+launcher, :mod:`reagent.tools._sandbox_child`, explains how each is set up):
+
+- wall time: the parent kills the whole process group at ``timeout_s`` (and a CPU
+  rlimit of ``timeout_s + 1`` s backs it up);
+- no network: a new network namespace (Linux; as root directly, otherwise through
+  a user namespace where the kernel allows it) **and** an in-process socket guard
+  that refuses AF_INET/AF_INET6 sockets and name resolution (works unprivileged);
+- memory, file size, open files, processes: rlimits (``RLIMIT_AS``, ``RLIMIT_FSIZE``,
+  ``RLIMIT_NOFILE``, and ``RLIMIT_NPROC`` only for a dedicated sandbox user);
+- file system: when the parent runs as root, the code runs as ``sandbox_user``
+  (``nobody``) and, in a mount namespace, ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are
+  read-only, so only the working directory is writable; a PID namespace makes the
+  kernel kill every process the code started when it ends.
+
+Run as an ordinary user the code keeps that user's file permissions: run the
+trainer as root, or in a container, when untrusted code must not write your files.
+Output (stdout and stderr interleaved) is cut to ``max_output_chars``, keeping the
+start and the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from reagent.config import cfg
+
+CHILD = Path(__file__).with_name("_sandbox_child.py")
+SCRIPT_NAME = "main.py"
+
+
+@dataclass
+class PythonSandboxConfig:
+    timeout_s: float = cfg(
+        15.0, help="wall-clock limit per call in seconds; the process group is killed at it"
+    )
+    memory_mb: int = cfg(1024, help="address-space limit (RLIMIT_AS) of the sandbox process in MiB")
+    max_output_chars: int = cfg(
+        2000, help="characters of stdout+stderr returned; the middle is cut, both ends kept"
+    )
+    max_file_mb: int = cfg(64, help="largest file the code may write (RLIMIT_FSIZE), MiB")
+    max_processes: int = cfg(
+        128,
+        help="RLIMIT_NPROC for the sandbox user (counts all its processes and "
+        "threads, across concurrent sandboxes); only set when switching user",
+    )
+    max_open_files: int = cfg(256, help="RLIMIT_NOFILE of the sandbox process")
+    sandbox_user: str = cfg(
+        "nobody",
+        help="user the code runs as when the parent is root; empty keeps root "
+        "(then the code can write anywhere root can)",
+    )
+    namespaces: bool = cfg(
+        True, help="use Linux network/mount/PID namespaces when the kernel allows it"
+    )
+    socket_guard: bool = cfg(
+        True, help="refuse AF_INET/AF_INET6 sockets inside the interpreter (second layer)"
+    )
+    python: str = cfg(
+        "", help="interpreter to run the code with; empty = the current one (sys.executable)"
+    )
+    work_root: str = cfg(
+        "", help="where temporary working directories are made; empty = system temp dir"
+    )
+
+    def __post_init__(self) -> None:
+        for name in (
+            "timeout_s",
+            "memory_mb",
+            "max_output_chars",
+            "max_file_mb",
+            "max_processes",
+            "max_open_files",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(
+                    f"PythonSandboxConfig.{name} must be > 0, got {getattr(self, name)!r}"
+                )
+        if self.memory_mb < 64:
+            raise ValueError(
+                f"PythonSandboxConfig.memory_mb={self.memory_mb} is too small for an "
+                "interpreter to start; use at least 64"
+            )
+
+
+@dataclass
+class SandboxResult:
+    """What one run did; :meth:`text` is what the agent sees."""
+
+    output: str  # stdout+stderr, already cut to max_output_chars
+    exit_code: int | None  # None when killed for the time limit
+    timed_out: bool
+    elapsed_s: float
+    layers: list[str] = field(default_factory=list)  # isolation layers that took effect
+    timeout_s: float = 0.0
+
+    def text(self) -> str:
+        out = self.output.rstrip("\n")
+        if self.timed_out:
+            status = f"[killed: time limit {self.timeout_s:g} s exceeded]"
+        elif self.exit_code is not None and self.exit_code < 0:
+            status = f"[killed by signal {_signal_name(-self.exit_code)}]"
+        elif self.exit_code:
+            status = f"[exit code {self.exit_code}]"
+        else:
+            return out if out else "[no output]"
+        return f"{out}\n{status}" if out else status
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return str(num)
+
+
+class _Output:
+    """Keeps the first and last ``keep`` bytes of a stream of any length, and its total size."""
+
+    def __init__(self, keep: int):
+        self.keep = keep
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.keep - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            del self.tail[: max(0, len(self.tail) - self.keep)]
+
+    def text(self, max_chars: int) -> str:
+        dropped = self.total - len(self.head) - len(self.tail)  # bytes never kept (~characters)
+        head = self.head.decode("utf-8", "replace")
+        tail = self.tail.decode("utf-8", "replace")
+        n_head = max_chars // 2
+        n_tail = max_chars - n_head
+        if dropped == 0:
+            whole = head + tail
+            if len(whole) <= max_chars:
+                return whole
+            head = tail = whole
+            cut = len(whole) - max_chars
+        else:
+            cut = len(head) - n_head + dropped + len(tail) - n_tail
+        tail_part = tail[len(tail) - n_tail :] if n_tail else ""
+        return f"{head[:n_head]}\n[... {cut:,} characters cut ...]\n{tail_part}"
+
+
+def cut_middle(text: str, max_chars: int) -> str:
+    """``text`` cut to ``max_chars``, keeping both ends, with a marker saying how much went."""
+    out = _Output(keep=len(text.encode()))
+    out.add(text.encode())
+    return out.text(max_chars)
+
+
+def _minimal_env(workdir: str) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+    }
+    for name in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    ):
+        env[name] = "1"  # each thread counts against RLIMIT_NPROC and RLIMIT_AS
+    return env
+
+
+def _remove_tree(path: str) -> None:
+    def retry(func, p, _exc):  # the code may have chmod-ed its files read-only
+        try:
+            os.chmod(os.path.dirname(p), stat.S_IRWXU)
+            func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=retry)
+
+
+class PythonTool:
+    """Runs Python code in a sandboxed subprocess; see the module docstring for the layers."""
+
+    name = "python"
+    description = (
+        "Run Python 3 code in a fresh sandboxed interpreter and get back what it prints "
+        "(stdout and stderr). Each call starts from scratch: no variables or files carry over "
+        "between calls, so print everything you need. There is no network access and no "
+        "package installation; the standard library and the installed scientific packages "
+        "are available. Limits: {timeout:g} s wall time, {memory} MiB memory, "
+        "{chars} characters of output (the middle of longer output is cut)."
+    )
+    parameters: ClassVar[dict] = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "description": "Python source code to run."}},
+        "required": ["code"],
+    }
+
+    def __init__(self, config: PythonSandboxConfig | None = None):
+        self.config = config or PythonSandboxConfig()
+        c = self.config
+        self.description = self.description.format(
+            timeout=c.timeout_s, memory=c.memory_mb, chars=c.max_output_chars
+        )
+        self._user: tuple[str, int, int] | None = None
+        if os.geteuid() == 0 and c.sandbox_user:
+            try:
+                entry = pwd.getpwnam(c.sandbox_user)
+                self._user = (c.sandbox_user, entry.pw_uid, entry.pw_gid)
+            except KeyError:
+                raise ValueError(
+                    f"PythonSandboxConfig.sandbox_user='{c.sandbox_user}' does not exist; "
+                    "name an existing unprivileged user or set it to '' to keep root"
+                ) from None
+
+    def __call__(self, code: str = "", **_: Any) -> str:
+        if not isinstance(code, str) or not code.strip():
+            return "Error: python needs a non-empty 'code' string"
+        try:
+            return self.run(code).text()
+        except Exception as e:  # noqa: BLE001 - the agent gets text, never an exception
+            return f"Error: could not run the code: {type(e).__name__}: {e}"
+
+    def run(self, code: str) -> SandboxResult:
+        """Run ``code`` once in a new sandbox and wait for it (at most ``timeout_s``)."""
+        c = self.config
+        workdir = tempfile.mkdtemp(prefix="reagent-py-", dir=c.work_root or None)
+        try:
+            script = os.path.join(workdir, SCRIPT_NAME)
+            Path(script).write_text(code, encoding="utf-8")
+            if self._user:
+                os.chown(workdir, self._user[1], self._user[2])
+            return self._run_in(workdir, script)
+        finally:
+            _remove_tree(workdir)
+
+    def _run_in(self, workdir: str, script: str) -> SandboxResult:
+        c = self.config
+        status_r, status_w = os.pipe()
+        params = {
+            "workdir": workdir,
+            "script": script,
+            "status_fd": status_w,
+            "memory_bytes": c.memory_mb << 20,
+            "file_bytes": c.max_file_mb << 20,
+            "cpu_seconds": int(c.timeout_s) + 1,
+            "processes": c.max_processes,
+            "open_files": c.max_open_files,
+            "namespaces": c.namespaces,
+            "socket_guard": c.socket_guard,
+            "user": self._user[0] if self._user else None,
+            "uid": self._user[1] if self._user else None,
+            "gid": self._user[2] if self._user else None,
+        }
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                [c.python or sys.executable, "-I", "-u", str(CHILD), json.dumps(params)],
+                cwd=workdir,
+                env=_minimal_env(workdir),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(status_w,),
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(status_r)
+            raise
+        finally:
+            os.close(status_w)
+        output = _Output(keep=4 * c.max_output_chars)  # utf-8: at most 4 bytes a character
+        try:
+            timed_out = self._collect(proc, output, start + c.timeout_s)
+        finally:
+            _kill_group(proc)
+            proc.wait()
+            proc.stdout.close()
+            layers, killed_by = _read_status(status_r)
+        exit_code = -killed_by if killed_by else proc.returncode
+        return SandboxResult(
+            output=output.text(c.max_output_chars),
+            exit_code=None if timed_out else exit_code,
+            timed_out=timed_out,
+            elapsed_s=time.monotonic() - start,
+            layers=layers,
+            timeout_s=c.timeout_s,
+        )
+
+    @staticmethod
+    def _collect(proc: subprocess.Popen, output: _Output, deadline: float) -> bool:
+        """Read output until the launcher exits or the deadline passes; True at the deadline.
+
+        The launcher is waited for without reaping it, so its process group id stays
+        taken until the caller has killed the group (no pid reuse race). Processes the
+        code left running in the background may hold the pipe open: they do not keep
+        the call waiting once the launcher is gone.
+        """
+        fd = proc.stdout.fileno()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            exited = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+            ready, _, _ = select.select([fd], [], [], 0 if exited else min(remaining, 0.05))
+            if ready:
+                data = os.read(fd, 65536)
+                if data:
+                    output.add(data)
+                    continue
+                if not exited:  # EOF but still running (closed its stdout): just wait
+                    time.sleep(min(0.01, max(0.0, remaining)))
+                    continue
+            if exited:
+                return False
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_status(fd: int) -> tuple[list[str], int | None]:
+    """The launcher's report: the layers that took effect, and the signal that killed the code."""
+    layers: list[str] = []
+    killed_by = None
+    with os.fdopen(fd, "r") as f:
+        for line in f.read().splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, list):
+                layers = [str(x) for x in item]
+            elif isinstance(item, dict) and isinstance(item.get("signal"), int):
+                killed_by = item["signal"]
+    return layers, killed_by
