@@ -41,6 +41,14 @@ class MetricsLogger:
                     self._tb.add_scalar(k, v, step)
             self._tb.flush()
 
+    def truncate_after(self, step: int) -> None:
+        """Drop lines of steps after ``step`` (a resumed run redoes them)."""
+        if not self.is_main or not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
     def print(self, *args, **kwargs) -> None:
         if self.is_main:
             print(*args, **kwargs, flush=True)

@@ -238,12 +238,12 @@ class GRPOTrainer:
                     if self.ref_model is not None:
                         kl = token_mean(kl_k3(logp, mb.ref_logp.to(logp.device)), mask, n_tokens)
                         loss = loss + self.c.kl_coef * kl
-                        _add(stats, "actor/kl", float(kl))
+                        _add(stats, "actor/kl", float(kl.detach()))
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step + 1}")
                     self.acc.backward(loss)
-                _add(stats, "actor/pg_loss", float(loss))
-                _add(stats, "actor/entropy", float(ent))
+                _add(stats, "actor/pg_loss", float(loss.detach()))
+                _add(stats, "actor/entropy", float(ent.detach()))
                 _add(stats, "actor/clip_frac", s["clip_frac"] * len(mb) / len(batch))
             grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), self.c.max_grad_norm)
             self.optimizer.step()
@@ -274,7 +274,8 @@ class GRPOTrainer:
     def state(self) -> dict:
         return {"data_epoch": self.data_epoch, "data_index": self.data_index,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "judge_counter": vars(self.judge_counter) if self.judge_counter else None}
+                "judge_counter": vars(self.judge_counter) if self.judge_counter else None,
+                "sampling_calls": self.loop._calls}
 
     def save(self) -> None:
         self.acc.wait_for_everyone()
@@ -298,6 +299,10 @@ class GRPOTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
         self.step, self.data_epoch, self.data_index = state["step"], state["data_epoch"], state["data_index"]
+        self.loop._calls = state["sampling_calls"]
+        if state["judge_counter"] and self.judge_counter is not None:
+            vars(self.judge_counter).update(state["judge_counter"])
+        self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
         self._order = self._permutation(self.data_epoch)
         self.log.print(f"resume: continuing from {last.name} (step {self.step}, epoch {self.data_epoch}, "
                        f"position {self.data_index})")

@@ -1,0 +1,82 @@
+"""The batched agent loop: stop reasons, masks, tool execution, token budget, real HF backend."""
+
+import json
+import re
+
+import pytest
+
+from reagent.agent import AgentConfig, AgentLoop, specs_for
+from reagent.envs import make_env
+from reagent.generation.hf import HFBackend
+from reagent.records import Trajectory
+from tests.scripted import ScriptedBackend
+
+
+def call(name, **args):
+    return f'<tool_call>\n{json.dumps({"name": name, "arguments": args})}\n</tool_call>'
+
+
+def solver(text, turn):
+    """Looks up the asked accounts, adds them with calc, answers: a correct agent."""
+    asked = re.findall(r"account[s]? ([A-Z])|, ([A-Z])|and ([A-Z])|account ([A-Z])", text.split("<|im_start|>user")[1])
+    names = [next(x for x in m if x) for m in asked]
+    results = re.findall(r"<tool_response>\n(-?\d+)\n</tool_response>", text)
+    if turn == 0:
+        return "\n".join(call("lookup", account=n) for n in names)
+    if turn == 1 and len(names) > 1:
+        op = "-" if "more money" in text else "+"
+        return call("calc", expr=op.join(results))
+    return f"\\boxed{{{results[-1]}}}"
+
+
+@pytest.fixture(scope="module")
+def env():
+    return make_env("toy", seed=1)
+
+
+def test_scripted_agent_solves_and_masks_only_its_tokens(env, tiny_tokenizer):
+    backend = ScriptedBackend(tiny_tokenizer, solver)
+    tasks = env.tasks("train", 6)
+    trajs = AgentLoop(backend, env, AgentConfig(max_turns=4, max_tokens=2000)).run(specs_for(env, tasks, 2))
+    assert [t.id for t in trajs] == [f"{t.id}#{k}" for t in tasks for k in range(2)]
+    assert backend.batch_sizes[0] == 12  # every live episode generates in one call
+    for traj in trajs:
+        Trajectory.from_dict(traj.to_dict())
+        assert traj.stop_reason == "answered" and traj.outcome == 1.0, traj.messages
+        masked_in = tiny_tokenizer.decode([i for i, m in zip(traj.token_ids, traj.loss_mask) if m])
+        assert "lookup" in masked_in and "\\boxed" in masked_in
+        for msg in traj.messages:
+            if msg.role in ("tool", "user", "system"):
+                assert msg.content not in masked_in or msg.content.isdigit()
+        assert "<tool_response>" not in masked_in and "hidden ledger" not in masked_in
+
+
+def test_stop_reasons_max_turns_and_max_tokens(env, tiny_tokenizer):
+    looper = ScriptedBackend(tiny_tokenizer, lambda text, turn: call("lookup", account="A"))
+    (t,) = AgentLoop(looper, env, AgentConfig(max_turns=3, max_tokens=5000)).run(specs_for(env, env.tasks("train", 1), 1))
+    assert (t.stop_reason, t.truncated, t.outcome, t.extra["turns"]) == ("max_turns", True, 0.0, 3)
+    rambler = ScriptedBackend(tiny_tokenizer, lambda text, turn: "word " * 400)
+    (t,) = AgentLoop(rambler, env, AgentConfig(max_new_tokens=50, max_tokens=50)).run(specs_for(env, env.tasks("train", 1), 1))
+    assert (t.stop_reason, t.truncated) == ("max_tokens", True)
+    assert sum(t.loss_mask) == 50
+
+
+def test_malformed_call_is_reported_back_to_the_agent(env, tiny_tokenizer):
+    script = lambda text, turn: '<tool_call>{"name": "lookup", "arguments": {</tool_call>' if turn == 0 else "\\boxed{1}"  # noqa: E731
+    (t,) = AgentLoop(ScriptedBackend(tiny_tokenizer, script), env, AgentConfig()).run(specs_for(env, env.tasks("train", 1), 1))
+    tool_msg = next(m for m in t.messages if m.role == "tool")
+    assert tool_msg.content.startswith("Error: invalid JSON")
+    assert t.stop_reason == "answered"
+
+
+def test_real_hf_backend_rollout_is_valid(env, tiny_model_dir):
+    backend = HFBackend(str(tiny_model_dir), device="cpu")
+    loop = AgentLoop(backend, env, AgentConfig(max_turns=2, max_tokens=64, max_new_tokens=32, seed=3))
+    trajs = loop.run(specs_for(env, env.tasks("train", 3), 2))
+    assert len(trajs) == 6
+    for t in trajs:
+        Trajectory.from_dict(t.to_dict())
+        assert t.stop_reason in ("answered", "max_turns", "max_tokens")
+        assert len(t.token_ids) == len(t.loss_mask) and 0 < sum(t.loss_mask) <= 64
+        prompt = t.extra["prompt_length"]
+        assert set(t.loss_mask[:prompt]) == {0} and t.loss_mask[prompt] == 1

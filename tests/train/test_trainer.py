@@ -1,0 +1,114 @@
+"""GRPO trainer: a real update changes parameters; masked tokens get no gradient; variants run."""
+
+import itertools
+import json
+import re
+import shutil
+
+import pytest
+import torch
+
+from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec, specs_for
+from reagent.critique import revision_messages
+from reagent.train.algos import clipped_policy_loss
+from reagent.train.batch import assign_rewards, collate, select_and_advantage
+from reagent.train.config import TrainConfig
+from reagent.train.trainer import GRPOTrainer
+from tests.scripted import ScriptedBackend
+from tests.test_agent import solver
+
+
+_answers = itertools.count()
+
+
+def lookup_then_answer(text, turn):
+    """The correct scripted agent, but every other final answer is off by one: every group
+    gets mixed rewards."""
+    reply = solver(text, turn)
+    if not reply.startswith("\\boxed"):
+        return reply
+    value = int(reply[len("\\boxed{"):-1])
+    return f"\\boxed{{{value + next(_answers) % 2}}}"
+
+
+def config(tmp_path, model_dir, **kw):
+    base = dict(model=str(model_dir), output_dir=str(tmp_path / "run"), prompts_per_step=4, group_size=4,
+                max_turns=3, max_tokens=96, max_new_tokens=32, lr=1e-2, max_steps=1, save_every=1,
+                micro_batch_size=4, train_tasks=64, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture
+def policy_dir(tiny_model_dir, tmp_path):
+    return shutil.copytree(tiny_model_dir, tmp_path / "policy")
+
+
+def test_one_step_changes_every_parameter(tmp_path, policy_dir):
+    trainer = GRPOTrainer(config(tmp_path, policy_dir, keep_degenerate_groups=False))
+    # Scripted rollouts (through the real loop, tokenizer and masks) guarantee mixed rewards.
+    trainer.loop.backend = ScriptedBackend(trainer.tokenizer, lookup_then_answer)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    metrics = trainer.train_step()
+    assert metrics["groups/dropped_frac"] < 1.0 and metrics["actor/trajectories"] > 0
+    unchanged = [n for n, p in trainer.model.named_parameters() if torch.equal(p, before[n])]
+    assert unchanged == []
+    for key in ("actor/pg_loss", "actor/clip_frac", "actor/grad_norm", "timing_s/rollout", "timing_s/update",
+                "reward/total_mean", "tools/calls_per_traj", "response/length_mean", "accuracy"):
+        assert key in metrics
+
+
+def test_tool_prompt_and_critique_tokens_get_no_gradient(tiny_tokenizer):
+    from reagent.envs import make_env
+
+    env = make_env("toy")
+    tasks = env.tasks("train", 2)
+    loop = AgentLoop(ScriptedBackend(tiny_tokenizer, lookup_then_answer), env, AgentConfig())
+    first = loop.run(specs_for(env, tasks, 2))
+    critique = "- CRITIQUEMARK look up every account."
+    revised = loop.run([EpisodeSpec(task=tasks[i // 2], messages=revision_messages(t, critique), id=t.id + "/r",
+                                    stage="revised", parent_id=t.id) for i, t in enumerate(first)])
+    trajs = first + revised
+    for t in trajs:
+        t.extra["group"] = 0
+    assign_rewards(trajs, [None] * len(trajs), 0.0, "keep", 0.0)
+    for i, t in enumerate(trajs):
+        t.rewards["total"] = float(i % 2)
+    kept, adv, _ = select_and_advantage(trajs, [0] * len(trajs), "grpo", True, "keep")
+    batch = collate(kept, adv, tiny_tokenizer.pad_token_id)
+    logp = torch.zeros(batch.input_ids.shape, requires_grad=True)
+    loss, _ = clipped_policy_loss(logp, torch.zeros_like(logp), batch.advantages, batch.loss_mask)
+    loss.backward()
+    grad_on = (logp.grad != 0)
+    assert not (grad_on & (batch.loss_mask == 0)).any()  # nothing outside the policy's tokens
+    assert grad_on.any()
+    for row, t in enumerate(kept):
+        trained = tiny_tokenizer.decode(batch.input_ids[row][grad_on[row]])
+        assert "CRITIQUEMARK" not in trained and "<tool_response>" not in trained
+        assert "hidden ledger" not in trained and t.messages[1].content not in trained
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["grpo", "reagent-r", "reagent-u"])
+def test_train_cli_runs_each_variant(variant, tmp_path, tiny_model_dir):
+    import subprocess
+    import sys
+
+    policy = shutil.copytree(tiny_model_dir, tmp_path / "policy")
+    cmd = [sys.executable, "-m", "reagent", "train", "--config", f"configs/toy_{variant.replace('-', '_')}.yaml",
+           f"model={policy}", f"output_dir={tmp_path / 'run'}", "max_steps=2", "prompts_per_step=2",
+           "group_size=2", "max_tokens=48", "max_new_tokens=24", "device=cpu", "keep_degenerate_groups=true",
+           "entropy_coef=0.01", "save_rollouts=true"]
+    if variant != "grpo":
+        cmd += [f"judge_model={tiny_model_dir}", "judge_max_new_tokens=8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [1, 2]
+    assert all("actor/pg_loss" in m for m in lines)
+    if variant != "grpo":
+        assert lines[-1]["judge/judged"] > 0  # the untrained judge fails; failures are counted
+    rollouts = sorted((tmp_path / "run" / "rollouts").glob("*.jsonl"))
+    stages = {json.loads(x)["stage"] for x in rollouts[0].read_text().splitlines()}
+    assert stages == ({"initial", "revised"} if variant == "reagent-u" else {"initial"})
+    assert (tmp_path / "run" / "checkpoints" / "step-000002" / "COMPLETE").exists()
