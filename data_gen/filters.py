@@ -1,0 +1,211 @@
+"""Filters over judge examples: parse status, answer leakage, duplicates, balance, split.
+
+All are pure functions over lists of :class:`~reagent.records.JudgeExample`, seeded where
+random, so a dataset can be rebuilt exactly from its inputs and config.
+
+* **Leakage.** A critique is shown to the agent, so it must never give the answer away. An
+  example leaks when a reference answer, SQuAD-normalised (lowercase, no punctuation or
+  articles, single spaces; :func:`reagent.rewards.short_answer.normalize_answer`), occurs
+  in the normalised critique as a whole-token run: "Paris" leaks in "the answer is
+  paris.", "59" does not leak in "159". Answers that normalise to ``yes``/``no``/
+  ``true``/``false`` are not checked, since those words occur in ordinary critiques
+  ("- No issues found.") and every example would be dropped; such examples count as
+  ``unchecked``, as do examples with no known reference.
+* **Duplicates.** Identical rendered trajectories (same question, same turns) keep only
+  the first example, so a trajectory annotated twice cannot weigh double or straddle the
+  split.
+* **Balance.** Examples fall in cells by outcome (correct = outcome >= 0.5, incorrect,
+  unknown) and/or teacher-score bin; each cell is sampled down to ``cap`` (default: the
+  smallest non-empty cell).
+* **Split.** Examples are grouped so that any two sharing a task id *or* a normalised
+  question are in one group; whole groups go to validation until it holds
+  ``val_fraction`` of the examples. So no task and no question appears on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from reagent.records import JudgeExample
+from reagent.rewards.short_answer import CLOSED_ANSWERS, as_references, normalize_answer
+
+BALANCE_MODES = ("none", "outcome", "score", "outcome_score")
+DEFAULT_STATUSES = ("ok",)
+
+
+def status_of(ex: JudgeExample) -> str:
+    """The parse status annotate recorded; examples from elsewhere count as ``ok`` if scored."""
+    return str(ex.extra.get("status", "ok" if ex.score is not None else "missing_score"))
+
+
+def task_of(ex: JudgeExample) -> str:
+    """The example's task id, or one derived from its question when it has none."""
+    task = ex.extra.get("task_id")
+    if task:
+        return str(task)
+    return "q-" + hashlib.sha1(normalize_answer(ex.question).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------
+# Leakage
+
+
+def leaks_answer(text: str, reference: Any) -> bool | None:
+    """Does ``text`` contain a reference answer? None when no reference can be checked."""
+    answers = [normalize_answer(r) for r in as_references(reference)] if reference is not None else []
+    answers = [a for a in answers if a and a not in CLOSED_ANSWERS]
+    if not answers:
+        return None
+    haystack = f" {normalize_answer(text)} "
+    return any(f" {a} " in haystack for a in answers)
+
+
+def leak_check(ex: JudgeExample, fields: Sequence[str] = ("critique",)) -> bool | None:
+    """Does any of ``fields`` of the example leak its reference? None: unchecked."""
+    reference = ex.extra.get("reference")
+    results = [leaks_answer(str(getattr(ex, f, "") or ""), reference) for f in fields]
+    if all(r is None for r in results):
+        return None
+    return any(bool(r) for r in results)
+
+
+# ---------------------------------------------------------------------------------------
+# Status, leakage and duplicate filters together
+
+
+def trajectory_hash(ex: JudgeExample) -> str:
+    """Hash of the rendered trajectory (which starts with the question)."""
+    text = ex.trajectory if isinstance(ex.trajectory, str) else json.dumps(
+        ex.trajectory, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(" ".join(text.split()).encode()).hexdigest()
+
+
+def clean(examples: Sequence[JudgeExample], keep_statuses: Sequence[str] = DEFAULT_STATUSES,
+          drop_leaks: bool = True, leak_fields: Sequence[str] = ("critique",),
+          dedup: bool = True) -> tuple[list[JudgeExample], Counter]:
+    """Examples that pass every filter, and counts of what was dropped (and left unchecked).
+
+    Order: parse status (and a score must be present), then leakage, then duplicates,
+    so a leaking first copy cannot hide a clean second one.
+    """
+    kept: list[JudgeExample] = []
+    counts: Counter = Counter()
+    seen: set[str] = set()
+    for ex in examples:
+        status = status_of(ex)
+        if status not in keep_statuses or ex.score is None:
+            counts[f"dropped_status_{status}"] += 1
+            continue
+        leak = leak_check(ex, leak_fields)
+        if leak is None:
+            counts["leak_unchecked"] += 1
+        if leak and drop_leaks:
+            counts["dropped_leak"] += 1
+            continue
+        if dedup:
+            h = trajectory_hash(ex)
+            if h in seen:
+                counts["dropped_duplicate"] += 1
+                continue
+            seen.add(h)
+        kept.append(ex)
+    return kept, counts
+
+
+# ---------------------------------------------------------------------------------------
+# Balance
+
+
+def outcome_class(outcome: float | None, threshold: float = 0.5) -> str:
+    if outcome is None:
+        return "unknown"
+    return "correct" if outcome >= threshold else "incorrect"
+
+
+def score_bin(score: float, bins: int) -> int:
+    return min(int(score * bins), bins - 1) if score is not None else -1
+
+
+def balance(examples: Sequence[JudgeExample], mode: str = "outcome", bins: int = 5,
+            cap: int | None = None, seed: int = 0) -> list[JudgeExample]:
+    """Sample every cell down to ``cap`` examples (default: the smallest non-empty cell).
+
+    ``mode`` picks the cells: ``outcome`` (correct/incorrect/unknown), ``score`` (teacher
+    score in ``bins`` equal bins over [0, 1]), ``outcome_score`` (both), ``none``. The
+    kept examples stay in input order.
+    """
+    if mode not in BALANCE_MODES:
+        raise ValueError(f"balance='{mode}' is not one of: {', '.join(BALANCE_MODES)}")
+    if bins < 1:
+        raise ValueError(f"score_bins must be >= 1, got {bins}")
+    if mode == "none" or not examples:
+        return list(examples)
+    cells: dict[tuple, list[int]] = defaultdict(list)
+    for i, ex in enumerate(examples):
+        key = ()
+        if mode in ("outcome", "outcome_score"):
+            key += (outcome_class(ex.outcome),)
+        if mode in ("score", "outcome_score"):
+            key += (score_bin(ex.score, bins),)
+        cells[key].append(i)
+    target = cap if cap is not None else min(len(v) for v in cells.values())
+    rng = random.Random(seed)
+    keep: set[int] = set()
+    for key in sorted(cells, key=str):
+        idx = cells[key]
+        keep.update(idx if len(idx) <= target else rng.sample(idx, target))
+    return [ex for i, ex in enumerate(examples) if i in keep]
+
+
+# ---------------------------------------------------------------------------------------
+# Split by task
+
+
+def task_groups(examples: Sequence[JudgeExample]) -> list[list[int]]:
+    """Indices grouped so that examples sharing a task id or a question share a group."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    keys = []
+    for ex in examples:
+        a, b = "t:" + task_of(ex), "q:" + normalize_answer(ex.question)
+        parent[find(a)] = find(b)
+        keys.append(a)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, a in enumerate(keys):
+        groups[find(a)].append(i)
+    return sorted(groups.values(), key=lambda g: min(task_of(examples[i]) for i in g))
+
+
+def split_by_task(examples: Sequence[JudgeExample], val_fraction: float = 0.1,
+                  seed: int = 0) -> tuple[list[JudgeExample], list[JudgeExample]]:
+    """(train, validation) with no task id and no question on both sides.
+
+    Groups (see :func:`task_groups`) are shuffled with ``seed`` and moved to validation
+    until it holds at least ``val_fraction`` of the examples; at least one group stays in
+    train, and with ``val_fraction > 0`` and two or more groups, one goes to validation.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    groups = task_groups(examples)
+    random.Random(seed).shuffle(groups)
+    target = val_fraction * len(examples)
+    val: set[int] = set()
+    for g in groups[:-1]:
+        if val_fraction == 0 or len(val) >= target:
+            break
+        val.update(g)
+    train_ex = [ex for i, ex in enumerate(examples) if i not in val]
+    val_ex = [ex for i, ex in enumerate(examples) if i in val]
+    return train_ex, val_ex
