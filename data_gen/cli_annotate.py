@@ -119,12 +119,18 @@ def main(args: argparse.Namespace) -> int:
     if c.teacher == "rules":
         teacher, model = rules_teacher, "rules"
     else:
+        import openai
+
         from rrm.judge import HTTPJudge
 
-        judge = HTTPJudge(c.base_url, c.model, api_key_env=c.api_key_env,
-                          concurrency=c.concurrency, timeout=c.timeout_s,
-                          max_retries=c.max_retries, backoff_s=c.backoff_s,
-                          max_new_tokens=c.max_new_tokens, max_chars=c.max_chars)
+        try:
+            judge = HTTPJudge(c.base_url, c.model, api_key_env=c.api_key_env,
+                              concurrency=c.concurrency, timeout=c.timeout_s,
+                              max_retries=c.max_retries, backoff_s=c.backoff_s,
+                              max_new_tokens=c.max_new_tokens, max_chars=c.max_chars)
+        except openai.OpenAIError as e:  # no --model and /v1/models cannot be read
+            raise ValueError(f"cannot ask {c.base_url} for its model ({type(e).__name__}: {e}); "
+                             "check --base-url or pass --model") from None
         teacher, model = http_teacher(judge), judge.model
     before = existing_teacher(c.out)
     if before is not None and before != model:

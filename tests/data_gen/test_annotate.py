@@ -142,6 +142,33 @@ def test_another_teacher_cannot_append_to_the_same_file(traces_file, tmp_path, c
     assert "already holds verdicts by teacher 'rules'" in capsys.readouterr().err
 
 
+def test_sharegpt_input_is_read_directly(tmp_path):
+    src = tmp_path / "chats.jsonl"
+    src.write_text(json.dumps({"gt": "Paris", "success": True, "conversations": [
+        {"from": "human", "value": "Capital of France?"},
+        {"from": "gpt", "value": "<tool_call>\n{\"name\": \"search\", \"arguments\": "
+                                 "{\"q\": \"France capital\"}}\n</tool_call>"},
+        {"from": "human", "value": "<tool_response>\nParis is the capital.\n</tool_response>"},
+        {"from": "gpt", "value": "\\boxed{Paris}"}]}) + "\n")
+    out = tmp_path / "judge.jsonl"
+    with ScriptedServer(good_reply) as srv:
+        assert run("--traces", str(src), "--format", "sharegpt", "--base-url", srv.url,
+                   "--out", str(out)) == 0
+        [body] = srv.requests
+    [r] = lines(out)
+    assert r["outcome"] == 1.0 and r["reference"] == "Paris" and r["status"] == "ok"
+    assert r["trajectory"] == body["messages"][1]["content"]
+    assert '"name": "search"' in r["trajectory"] and "<tool_response>" in r["trajectory"]
+
+
+def test_unreachable_teacher_is_a_clear_error(traces_file, tmp_path, capsys):
+    with ScriptedServer(good_reply) as srv:
+        url = srv.url
+    assert run("--traces", str(traces_file), "--base-url", url, "--max-retries", "0",
+               "--out", str(tmp_path / "j.jsonl")) == 2
+    assert "check --base-url or pass --model" in capsys.readouterr().err
+
+
 def test_config_errors_name_the_field(traces_file, capsys):
     assert run("--traces", str(traces_file), "--teacher", "openai") == 2
     assert "base_url" in capsys.readouterr().err
