@@ -19,6 +19,8 @@ from reagent.train.config import TrainConfig
 @dataclass
 class Models:
     accelerator: Any
+    rank: int
+    world_size: int
     model: Any
     ref_model: Any
     tokenizer: Any
@@ -43,9 +45,17 @@ def build_models(c: TrainConfig) -> Models:
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
 
     cuda = torch.cuda.is_available() and c.device != "cpu"
-    acc = Accelerator(mixed_precision="bf16" if (cuda and c.bf16) else "no", cpu=not cuda)
+    acc = Accelerator(mixed_precision="bf16" if (cuda and c.bf16) else "no", cpu=not cuda and not _deepspeed_env())
+    rank, world = process_rank(acc)
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is not None:
+        # The trainer feeds DeepSpeed its own micro-batches (no dataloader to infer sizes from);
+        # accumulation boundaries are set per update, so DeepSpeed's own count stays 1.
+        plugin.deepspeed_config.update({"train_micro_batch_size_per_gpu": c.micro_batch_size,
+                                        "gradient_accumulation_steps": 1,
+                                        "train_batch_size": c.micro_batch_size * world})
     set_seed(c.seed)
-    if acc.is_main_process:
+    if rank == 0:
         ensure_model(c.model, c, c.seed)
     acc.wait_for_everyone()
     tokenizer = AutoTokenizer.from_pretrained(c.model)
@@ -63,11 +73,29 @@ def build_models(c: TrainConfig) -> Models:
     model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
     if ref_model is not None:
         ref_model = ref_model.to(acc.device)
-    backend = build_backend(c, acc.unwrap_model(model), tokenizer, acc.num_processes)
-    return Models(acc, model, ref_model, tokenizer, optimizer, scheduler, backend)
+    zero3 = plugin is not None and plugin.zero_stage == 3
+    backend = build_backend(c, acc.unwrap_model(model), tokenizer, sync_ranks=zero3 and world > 1)
+    return Models(acc, rank, world, model, ref_model, tokenizer, optimizer, scheduler, backend)
 
 
-def build_backend(c: TrainConfig, policy, tokenizer, world_size: int):
+def _deepspeed_env() -> bool:
+    """``accelerate launch`` with a DeepSpeed config says so through its launcher environment."""
+    import os
+
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+
+
+def process_rank(acc) -> tuple[int, int]:
+    """(rank, world size). accelerate reports a single process for DeepSpeed on CPU even
+    when DeepSpeed has started a process group of several, so ask torch.distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return acc.process_index, acc.num_processes
+
+
+def build_backend(c: TrainConfig, policy, tokenizer, sync_ranks: bool):
     if c.rollout_backend == "vllm":
         from reagent.generation.vllm_backend import VLLMBackend
 
@@ -75,7 +103,8 @@ def build_backend(c: TrainConfig, policy, tokenizer, world_size: int):
     from reagent.generation.hf import HFBackend
 
     # Holds the unwrapped policy by reference: each update is seen by the next rollout.
-    return HFBackend(policy, tokenizer=tokenizer, sync_ranks=world_size > 1)
+    # Under ZeRO-3 every rank must run the same number of forward passes (gathered weights).
+    return HFBackend(policy, tokenizer=tokenizer, sync_ranks=sync_ranks)
 
 
 def build_judge(c: TrainConfig):

@@ -62,16 +62,17 @@ class GRPOTrainer:
         self.out = Path(config.output_dir)
         m = build_models(config)
         self.acc, self.model, self.ref_model = m.accelerator, m.model, m.ref_model
+        self.rank, self.world = m.rank, m.world_size
         self.tokenizer, self.optimizer, self.scheduler, self.backend = m.tokenizer, m.optimizer, m.scheduler, m.backend
-        self.log = MetricsLogger(self.out, is_main=self.acc.is_main_process)
+        self.log = MetricsLogger(self.out, is_main=self.rank == 0)
         self.env = make_env(config.env, **({"seed": config.env_seed} if config.env == "toy" else
                                            {"benchmark": config.benchmark} if config.benchmark else {}))
         tasks = self.env.tasks("train", config.train_tasks)
-        self.tasks = tasks[self.acc.process_index::self.acc.num_processes]
+        self.tasks = tasks[self.rank::self.world]
         self.loop = AgentLoop(self.backend, self.env, AgentConfig(
             max_turns=config.max_turns, max_tokens=config.max_tokens, max_new_tokens=config.max_new_tokens,
             temperature=config.temperature, top_p=config.top_p,
-            seed=config.seed * 7919 + self.acc.process_index), policy_name=config.model)
+            seed=config.seed * 7919 + self.rank), policy_name=config.model)
         self.judge, self.judge_counter = build_judge(config)
         self.step, self.data_epoch, self.data_index = 0, 0, 0
         self._order = self._permutation(0)
@@ -117,7 +118,7 @@ class GRPOTrainer:
         with timed("update", timings):
             metrics.update(self.update(kept, adv))
         if c.save_rollouts:
-            write_records(self.out / "rollouts" / f"step-{self.step + 1:06d}-rank{self.acc.process_index}.jsonl",
+            write_records(self.out / "rollouts" / f"step-{self.step + 1:06d}-rank{self.rank}.jsonl",
                           trajs)
         metrics.update(timings)
         metrics["timing_s/step"] = sum(timings.values())
@@ -130,11 +131,14 @@ class GRPOTrainer:
         self.model.train()
         return trajs
 
+    def _zero_stage(self) -> int:
+        plugin = getattr(self.acc.state, "deepspeed_plugin", None)
+        return plugin.zero_stage if plugin is not None else 0
+
     @contextlib.contextmanager
     def _generation_weights(self):
         """ZeRO-3 shards parameters: gather them for generation; otherwise a no-op."""
-        plugin = getattr(self.acc.state, "deepspeed_plugin", None)
-        if plugin is not None and plugin.zero_stage == 3:
+        if self._zero_stage() == 3:
             import deepspeed
 
             with deepspeed.zero.GatheredParameters(list(self.acc.unwrap_model(self.model).parameters())):
@@ -264,7 +268,7 @@ class GRPOTrainer:
         if engine is not None:
             engine(boundary)
             yield
-        elif not boundary and self.acc.num_processes > 1:
+        elif not boundary and self.world > 1:
             with self.acc.no_sync(self.model):
                 yield
         else:
@@ -279,7 +283,7 @@ class GRPOTrainer:
 
     def save(self) -> None:
         self.acc.wait_for_everyone()
-        if self.acc.is_main_process:
+        if self.rank == 0:
             model = self.acc.unwrap_model(self.model)
             ckpt.save_checkpoint(self.out, self.step, model, self.tokenizer, self.state(),
                                  keep=self.c.keep_checkpoints)
@@ -309,16 +313,17 @@ class GRPOTrainer:
 
     def train(self) -> Path:
         c = self.c
-        if self.acc.is_main_process:
+        if self.rank == 0:
             save_config(c, self.out / "config.yaml")
         if c.resume:
             self.resume()
         bar = tqdm(total=c.max_steps, initial=self.step, desc=f"train {c.variant}",
-                   disable=not self.acc.is_main_process)
+                   disable=not self.rank == 0)
         while self.step < c.max_steps:
             metrics = self.train_step()
             self.step += 1
             metrics.update({"data/epoch": self.data_epoch, "data/index": self.data_index,
+                            "dist/world_size": self.world, "dist/zero_stage": self._zero_stage(),
                             "config_hash": config_hash(c)})
             self.log.log(self.step, metrics)
             bar.update(1)

@@ -112,3 +112,65 @@ def test_train_cli_runs_each_variant(variant, tmp_path, tiny_model_dir):
     stages = {json.loads(x)["stage"] for x in rollouts[0].read_text().splitlines()}
     assert stages == ({"initial", "revised"} if variant == "reagent-u" else {"initial"})
     assert (tmp_path / "run" / "checkpoints" / "step-000002" / "COMPLETE").exists()
+
+
+@pytest.mark.slow
+def test_two_process_zero2_on_cpu(tmp_path, tiny_model_dir):
+    import subprocess
+    import sys
+
+    policy = shutil.copytree(tiny_model_dir, tmp_path / "policy")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/zero2.yaml",
+           "--num_processes", "2", "-m", "reagent", "train", "--config", "configs/toy_grpo.yaml",
+           f"model={policy}", f"output_dir={tmp_path / 'run'}", "max_steps=2", "prompts_per_step=2",
+           "group_size=2", "max_tokens=32", "max_new_tokens=16", "keep_degenerate_groups=true",
+           "entropy_coef=0.01", "device=cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [1, 2]  # rank 0 alone writes metrics
+    assert lines[-1]["dist/world_size"] == 2 and lines[-1]["dist/zero_stage"] == 2
+    assert all(m["actor/trajectories"] > 0 for m in lines)
+    assert (tmp_path / "run" / "checkpoints" / "step-000002" / "COMPLETE").exists()
+
+
+@pytest.mark.slow
+def test_kill_and_resume_continues_exactly(tmp_path, tiny_model_dir):
+    """A run killed after step 3 and resumed from its step-2 checkpoint ends where an
+    uninterrupted run ends: same data positions, same logged steps, same weights."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    policy = shutil.copytree(tiny_model_dir, tmp_path / "policy")
+
+    def cmd(out, *extra):
+        return [sys.executable, "-m", "reagent", "train", "--config", "configs/toy_grpo.yaml", f"model={policy}",
+                f"output_dir={out}", "max_steps=5", "save_every=2", "prompts_per_step=4", "group_size=4",
+                "max_tokens=64", "max_new_tokens=32", "keep_degenerate_groups=true", "entropy_coef=0.05",
+                "device=cpu", "train_tasks=12", *extra]
+
+    subprocess.run(cmd(tmp_path / "a"), check=True, capture_output=True, timeout=600)
+    metrics_b = tmp_path / "b" / "metrics.jsonl"
+    proc = subprocess.Popen(cmd(tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics_b.exists() and len(metrics_b.read_text().splitlines()) >= 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "b" / "checkpoints" / "step-000005").exists(), "the kill should land mid-run"
+    subprocess.run(cmd(tmp_path / "b", "resume=true"), check=True, capture_output=True, timeout=600)
+    a = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in metrics_b.read_text().splitlines()]
+    assert [m["step"] for m in b] == [1, 2, 3, 4, 5]  # nothing repeated, nothing lost
+    assert [(m["data/epoch"], m["data/index"]) for m in b] == [(m["data/epoch"], m["data/index"]) for m in a]
+    assert b[-1]["data/epoch"] == 1  # 12 tasks / 4 per step: the data wrapped around in between
+    wa = load_file(str(tmp_path / "a" / "checkpoints" / "step-000005" / "model" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "checkpoints" / "step-000005" / "model" / "model.safetensors"))
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    sa = torch.load(tmp_path / "a" / "checkpoints" / "step-000005" / "state.pt", weights_only=False)
+    sb = torch.load(tmp_path / "b" / "checkpoints" / "step-000005" / "state.pt", weights_only=False)
+    assert sa["optimizer"]["state"][0]["step"] == sb["optimizer"]["state"][0]["step"] == 5
