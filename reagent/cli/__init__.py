@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("reagent.cli.validate", "check JSONL record files; print FILE:LINE: reason per bad record"),
     "make-tiny-model": ("reagent.cli.make_tiny_model", "build a tiny local Qwen2 model and BPE tokenizer (no network)"),
+    "demos": ("reagent.cli.demos", "write rule-based toy demonstrations, correct and deliberately flawed"),
     "rollout": ("reagent.cli.rollout", "run a policy on an environment's tasks and write trajectories (resumable)"),
     "import": ("data_gen.cli_import", "convert openai/sharegpt traces to trajectory JSONL; report unmappable records"),
     "annotate": ("data_gen.cli_annotate", "judge trajectories with a teacher (endpoint or toy rules) into judge JSONL (resumable)"),
@@ -23,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("rrm.cli_serve", "serve a local model over an OpenAI-compatible HTTP API, batched"),
     "train-rrm": ("rrm.cli_train", "fine-tune a judge (Agent-RRM) on teacher-annotated examples"),
     "eval-rrm": ("rrm.cli_eval", "judge-quality report (format, MAE, AUROC, pairwise) on a labelled file"),
+    "eval": ("eval.cli_eval", "run a benchmark: K attempts per question, pass@1 ± se and pass@k (resumable)"),
+    "report": ("eval.cli_report", "compare eval result folders: PNG bar chart and a combined Markdown table"),
     "train": ("reagent.cli.train", "train a policy with GRPO, Reagent-R or Reagent-U (--config FILE key=value)"),
     "env": ("reagent.cli.env", "print versions of the project and its libraries, for bug reports"),
 }
