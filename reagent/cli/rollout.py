@@ -4,6 +4,19 @@ Resumable: episode ids are ``{task_id}#{k}``, the output is append-only with one
 flushed line per trajectory, and a re-run skips ids already written, so a killed
 run neither duplicates nor loses a trajectory. Episodes run in batches of
 ``batch_size`` through the batched agent loop.
+
+Tasks come from the environment (toy), a Task file (``--tasks``) or a benchmark
+(``--benchmark NAME [--data PATH]``, loaded through ``eval``, which also picks the
+environment and, for multi-hop QA, the search corpus).
+
+``--critique`` runs Reagent-C: each first attempt (``{task_id}#{k}``) is judged
+(``--judge-model DIR`` or ``--judge-base-url URL``) and written with its judgment; then
+a second attempt with the first one and the critique in context
+(:func:`reagent.critique.revision_messages`) is written as ``{task_id}#{k}/rev``,
+stage ``revised``, ``parent_id`` the first. Each is resumable by id: a first attempt
+already written is read back (with its judgment) rather than redone. A verdict the
+judge could not parse gives an empty critique; the revision still runs and the
+failures are counted in the summary.
 """
 
 from __future__ import annotations
@@ -14,11 +27,11 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from reagent.agent import AgentConfig, AgentLoop, specs_for
+from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec, specs_for
 from reagent.config import add_config_args, cfg, config_hash, load_config
-from reagent.envs import make_env
+from reagent.envs import Environment, make_env
 from reagent.jsonl import RecordWriter, done_ids, load_records
-from reagent.records import Task
+from reagent.records import Task, Trajectory
 
 
 @dataclass
@@ -27,9 +40,15 @@ class RolloutConfig:
     base_url: str | None = cfg(None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     served_model: str = cfg("default", help="model name to request from --base-url")
     backend: str | None = cfg(None, help="hf | vllm | openai (default: hf with --model, openai with --base-url)")
-    env: str = cfg("toy", help="environment: toy | math | qa")
+    env: str | None = cfg(None, help="environment: toy | math | qa "
+                                     "(default: the benchmark's, else toy)")
     env_seed: int = cfg(0, help="seed of the toy environment's task generator")
-    benchmark: str | None = cfg(None, help="benchmark the math/qa environment draws tasks from")
+    benchmark: str | None = cfg(None, help="benchmark to draw tasks from (gsm8k, hotpotqa, ...; "
+                                           "picks the math/qa environment)")
+    data: str | None = cfg(None, help="with --benchmark: read this file (same format) instead")
+    corpus: str | None = cfg(None, help="qa: JSONL search corpus instead of the benchmark's "
+                                        "paragraphs")
+    cache_dir: str | None = cfg(None, help="qa: where corpora and BM25 indexes are cached")
     tasks: str | None = cfg(None, help="Task JSONL file (overrides --split)")
     split: str = cfg("train", help="environment split when no --tasks file is given")
     limit: int | None = cfg(None, help="use only the first N tasks")
@@ -45,12 +64,28 @@ class RolloutConfig:
     seed: int = cfg(0, help="sampling seed")
     device: str = cfg("auto", help="device for the hf backend: auto | cpu | cuda")
     concurrency: int = cfg(8, help="parallel requests for the openai backend")
+    critique: bool = cfg(False, help="Reagent-C: judge each attempt, then answer again with "
+                                     "the critique")
+    judge_model: str | None = cfg(None, help="--critique: local judge model directory")
+    judge_base_url: str | None = cfg(None, help="--critique: judge OpenAI-compatible endpoint")
+    judge_served_model: str | None = cfg(None, help="--critique: judge model name at the endpoint")
+    judge_max_new_tokens: int = cfg(1024, help="--critique: token limit of one verdict")
+    judge_device: str = cfg("auto", help="--critique: local judge device")
 
     def __post_init__(self):
         if (self.model is None) == (self.base_url is None):
             raise ValueError("give exactly one of --model DIR or --base-url URL")
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.critique and (self.judge_model is None) == (self.judge_base_url is None):
+            raise ValueError("--critique needs exactly one of --judge-model DIR or --judge-base-url "
+                             f"URL (got judge_model={self.judge_model!r}, "
+                             f"judge_base_url={self.judge_base_url!r})")
+        if self.benchmark and self.tasks:
+            raise ValueError("give --benchmark NAME or --tasks FILE, not both")
+        if self.data and not self.benchmark:
+            raise ValueError("--data PATH goes with --benchmark NAME (it replaces the benchmark's "
+                             "file)")
 
     def agent_config(self) -> AgentConfig:
         return AgentConfig(max_turns=self.max_turns, max_tokens=self.max_tokens,
@@ -72,9 +107,11 @@ def make_rollout_backend(c: RolloutConfig):
 
 
 def env_kwargs(c: RolloutConfig) -> dict:
-    if c.env == "toy":
+    if (c.env or "toy") == "toy":
         return {"seed": c.env_seed}
-    return {"benchmark": c.benchmark} if c.benchmark else {}
+    if c.env == "qa":
+        return {"corpus": c.corpus, "cache_dir": c.cache_dir}
+    return {}
 
 
 def load_tasks(c: RolloutConfig, env) -> list[Task]:
@@ -82,12 +119,29 @@ def load_tasks(c: RolloutConfig, env) -> list[Task]:
     return tasks[: c.limit] if c.limit is not None else tasks
 
 
+def env_and_tasks(c: RolloutConfig) -> tuple[Environment, list[Task]]:
+    """The environment and tasks: from a benchmark (through ``eval``), a Task file or the env."""
+    if not c.benchmark:
+        env = make_env(c.env or "toy", **env_kwargs(c))
+        return env, load_tasks(c, env)
+    from eval.harness import setup_benchmark  # application layer: the core never imports eval
+
+    setup = setup_benchmark(c.benchmark, data=c.data, limit=c.limit, split=c.split,
+                            env_seed=c.env_seed, corpus=c.corpus, cache_dir=c.cache_dir)
+    if c.env and c.env != setup.env.name:
+        raise ValueError(f"benchmark {c.benchmark!r} runs in the {setup.env.name!r} environment, "
+                         f"not --env {c.env!r}; drop --env or pass --env {setup.env.name}")
+    print(f"rollout: {c.benchmark}: " + "; ".join(setup.notes), file=sys.stderr)
+    return setup.env, setup.tasks
+
+
 def main(args: argparse.Namespace) -> int:
     c = load_config(RolloutConfig, args)
-    env = make_env(c.env, **env_kwargs(c))
-    tasks = load_tasks(c, env)
+    env, tasks = env_and_tasks(c)
     specs = specs_for(env, tasks, c.n)
     done = done_ids(c.out)
+    if c.critique:
+        return run_critique(c, env, tasks, specs, done)
     todo = [s for s in specs if s.id not in done]
     print(f"rollout: {len(tasks)} tasks x {c.n} = {len(specs)} episodes; {len(specs) - len(todo)} already "
           f"in {c.out}, {len(todo)} to run", file=sys.stderr)
@@ -108,4 +162,60 @@ def main(args: argparse.Namespace) -> int:
             bar.set_postfix(acc=f"{stats['correct'] / max(bar.n, 1):.2f}")
     print(f"rollout: wrote {len(todo)} trajectories to {c.out}: {stats['answered']} answered, "
           f"{stats['correct']} correct", file=sys.stderr)
+    return 0
+
+
+def run_critique(c: RolloutConfig, env: Environment, tasks: list[Task], specs: list[EpisodeSpec],
+                 done: set[str]) -> int:
+    """Reagent-C rollouts: first attempt + judgment, then the critique-conditioned revision."""
+    from collections import Counter
+
+    from eval.harness import REVISED_SUFFIX, judge_critiques, revision_specs
+    from rrm.judge import make_judge
+
+    todo = [s for s in specs if s.id + REVISED_SUFFIX not in done]
+    n_first = sum(s.id not in done for s in todo)
+    print(f"rollout --critique: {len(specs)} episodes; {len(specs) - len(todo)} already revised in "
+          f"{c.out}, {len(todo)} to revise ({n_first} first attempts to run)", file=sys.stderr)
+    if not todo:
+        return 0
+    written = {t.id: t for t in load_records(c.out, Trajectory, skip_bad=True)
+               if t.id in done} if done else {}
+    backend = make_rollout_backend(c)
+    judge = make_judge(c.judge_model, c.judge_base_url, served_model=c.judge_served_model,
+                       device=c.judge_device, concurrency=c.concurrency,
+                       max_new_tokens=c.judge_max_new_tokens)
+    policy = c.model or f"{c.base_url}:{c.served_model}"
+    loop = AgentLoop(backend, env, c.agent_config(), policy_name=policy)
+    made_by = {"command": "rollout", "model": c.model or c.served_model,
+               "config_hash": config_hash(c), "judge": judge.model}
+    tasks_by_id = {t.id: t for t in tasks}
+    failed: Counter[str] = Counter()
+    correct = Counter()
+    bar = tqdm(total=len(todo), desc="rollout+critique", unit="ep")
+    with RecordWriter(c.out) as writer, bar:
+        for start in range(0, len(todo), c.batch_size):
+            chunk = todo[start:start + c.batch_size]
+            new = loop.run([s for s in chunk if s.id not in written])
+            judge_critiques(judge, new)
+            for traj in new:
+                traj.extra["made_by"] = made_by
+                writer.write(traj)
+                written[traj.id] = traj
+            firsts = [written[s.id] for s in chunk]
+            unjudged = [t for t in firsts if t.judge is None]  # written by a run without --critique
+            if unjudged:
+                judge_critiques(judge, unjudged)
+            critiques = [t.judge.critique if t.judge.score is not None else "" for t in firsts]
+            failed.update(t.judge.status for t in firsts if t.judge.score is None)
+            for traj in loop.run(revision_specs(firsts, critiques, tasks_by_id)):
+                traj.extra["made_by"] = made_by
+                writer.write(traj)
+                correct["revised"] += (traj.outcome or 0.0) >= 1.0
+            correct["initial"] += sum((t.outcome or 0.0) >= 1.0 for t in firsts)
+            bar.update(len(chunk))
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(failed.items()))
+    print(f"rollout --critique: {len(todo)} revised; correct {correct['initial']} first -> "
+          f"{correct['revised']} revised; judge gave no usable verdict for {sum(failed.values())} "
+          f"({detail or 'none'}): those were revised with an empty critique", file=sys.stderr)
     return 0

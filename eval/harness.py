@@ -1,0 +1,375 @@
+"""Running a benchmark: its environment and corpus, the attempts (plain, Reagent-C,
+Best-of-N), answer checking, and the per-attempt record.
+
+Used by ``reagent eval`` (:mod:`eval.cli_eval`) and, imported lazily, by
+``reagent rollout --benchmark/--critique``, so a rollout and an evaluation of the same
+benchmark see the same prompts, tools and corpus.
+
+Which environment a benchmark gets:
+
+* math sets (checker ``math``) -> :class:`~reagent.envs.math_env.MathEnv` with python;
+* multi-hop QA (search-only tools) -> :class:`~reagent.envs.qa.QAEnv` over a local BM25
+  index of the benchmark's own paragraphs (``meta["contexts"]`` of *all* its questions,
+  so ``--limit`` does not shrink the distractor pool); benchmarks without paragraphs
+  (the QA-only lists, Bamboogle) search the 2Wiki HippoRAG passages unless ``--corpus``
+  names another file, and the run's notes say so;
+* web benchmarks (GAIA, WebWalkerQA, HLE, xbench, FRAMES) -> QAEnv with search, browse and
+  python, search going to an HTTP search API (``--search-url``) or a local ``--corpus``;
+* ``toy`` -> the toy ledger environment's ``--split`` (``heldout`` by default).
+
+Sampling streams: attempt ``a`` (and Best-of-N candidate ``i``) runs in its own agent
+loop seeded ``seed + 1009 * a + i``, and one backend call never holds two samples of the
+same question. OpenAI-compatible servers take one seed per request, so two identical
+prompts with one seed in one batch would come back identical; here they cannot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec, initial_messages
+from reagent.critique import revision_messages
+from reagent.envs.base import Environment
+from reagent.records import Task, Trajectory
+
+REVISED_SUFFIX = "/rev"
+TOY = "toy"
+VERDICTS = ("correct", "incorrect", "could_not_judge")
+
+
+@dataclass
+class BenchmarkSetup:
+    """One benchmark ready to run: environment, tasks, answer checker and notes for the report."""
+
+    name: str
+    env: Environment
+    tasks: list[Task]
+    checker: str  # "toy" (the env's own outcome) or an eval.metrics checker name
+    notes: list[str] = field(default_factory=list)
+
+
+def setup_benchmark(
+    name: str,
+    *,
+    data: str | None = None,
+    data_root: str | None = None,
+    limit: int | None = None,
+    split: str = "heldout",
+    env_seed: int = 0,
+    corpus: str | None = None,
+    cache_dir: str | None = None,
+    tools_config: Any = None,
+    files_dir: str | None = None,
+    use_python: bool = True,
+    qa_metric: str = "em",
+) -> BenchmarkSetup:
+    """Tasks, environment and checker for ``name`` (see the module docstring for the mapping).
+
+    ``tools_config`` is a :class:`reagent.tools.ToolsConfig` (python limits, search API URL,
+    browse settings); ``files_dir`` holds GAIA attachments (also the file reader's root).
+    """
+    if name == TOY:
+        from reagent.envs.toy import ToyEnv
+
+        if data:
+            raise ValueError(
+                "--data does not apply to the toy benchmark: its tasks are generated "
+                "(choose them with --split and --env-seed)"
+            )
+        env = ToyEnv(seed=env_seed)
+        return BenchmarkSetup(
+            TOY,
+            env,
+            env.tasks(split, limit),
+            TOY,
+            [f"toy ledger environment, split {split}, seed {env_seed}"],
+        )
+    from eval.loaders import BENCHMARKS, QA_TOOLS, load_benchmark, load_gaia
+    from reagent.envs.math_env import MathEnv
+    from reagent.envs.qa import QAEnv
+    from reagent.tools.factory import ToolsConfig
+
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; known: {', '.join([TOY, *BENCHMARKS])}")
+    spec = BENCHMARKS[name]
+    options = {"files_dir": files_dir} if spec.loader is load_gaia and files_dir else {}
+    all_tasks = load_benchmark(name, path=data, data_root=data_root, **options)
+    tasks = all_tasks[:limit] if limit is not None else all_tasks
+    notes = [f"data: {data}" if data else f"data: {name} default file"]
+    tools_config = tools_config or ToolsConfig()
+    if spec.checker == "math":
+        env = MathEnv(
+            task_list=tasks, use_python=use_python, python_config=tools_config.python_config()
+        )
+        notes.append("math environment, python tool " + ("on" if use_python else "off"))
+    elif set(spec.tools) <= set(QA_TOOLS):
+        docs, note = _qa_corpus(name, all_tasks, corpus, data_root)
+        env = QAEnv(
+            task_list=tasks,
+            corpus=docs,
+            cache_dir=cache_dir,
+            metric=qa_metric,
+            tools_config=tools_config,
+        )
+        notes.append(note)
+    else:
+        names = [t for t in spec.tools if t != "file_reader" or files_dir]
+        if corpus:
+            notes.append(f"web benchmark searching the local corpus {corpus} (--corpus)")
+        elif tools_config.search_backend == "http" and tools_config.search_url:
+            notes.append(f"web benchmark searching {tools_config.search_url}")
+        else:
+            raise ValueError(
+                f"benchmark {name!r} needs web search: pass --search-url URL (a "
+                "Serper-compatible search API) or --corpus FILE (a local JSONL corpus)"
+            )
+        if files_dir:
+            tools_config = dataclasses.replace(tools_config, file_root=files_dir)
+        env = QAEnv(
+            task_list=tasks,
+            corpus=corpus,
+            cache_dir=cache_dir,
+            metric=qa_metric,
+            tool_names=tuple(names),
+            tools_config=tools_config,
+        )
+        notes.append(f"tools: {', '.join(names)}")
+    return BenchmarkSetup(name, env, tasks, spec.checker, notes)
+
+
+def _qa_corpus(
+    name: str, tasks: list[Task], corpus: str | None, data_root: str | None
+) -> tuple[str | list[dict], str]:
+    """The search corpus of a multi-hop QA benchmark and a note saying where it came from."""
+    from eval.loaders import build_qa_corpus, load_passages
+
+    if corpus:
+        return corpus, f"corpus: {corpus} (--corpus)"
+    docs = build_qa_corpus(tasks)
+    if docs:
+        return docs, (
+            f"corpus: the benchmark's own paragraphs ({len(docs)} from {len(tasks)} questions)"
+        )
+    docs = load_passages(data_root=data_root)
+    return docs, (
+        f"corpus: {name} has no paragraphs of its own; searched the 2Wiki HippoRAG "
+        f"passages ({len(docs)}) instead (pass --corpus FILE for another)"
+    )
+
+
+# ---------------------------------------------------------------- attempts
+
+
+def stream_loop(
+    backend: Any,
+    env: Environment,
+    config: AgentConfig,
+    attempt: int,
+    candidate: int = 0,
+    policy_name: str = "",
+) -> AgentLoop:
+    """The agent loop of one sampling stream (see the module docstring)."""
+    seeded = dataclasses.replace(config, seed=config.seed + 1009 * attempt + candidate)
+    return AgentLoop(backend, env, seeded, policy_name=policy_name)
+
+
+def attempt_specs(
+    env: Environment, tasks: list[Task], attempt: int, suffix: str = ""
+) -> list[EpisodeSpec]:
+    """Attempt ``attempt`` of each task, with the id ``{task_id}#{attempt}{suffix}``."""
+    return [
+        EpisodeSpec(task=t, messages=initial_messages(env, t), id=f"{t.id}#{attempt}{suffix}")
+        for t in tasks
+    ]
+
+
+def judge_critiques(judge: Any, trajs: list[Trajectory]) -> list[str]:
+    """Judge each first attempt (sets ``traj.judge``); return the critiques to revise with.
+
+    A judgment without a usable score (an unparseable verdict, a failed request) gives
+    the empty critique: the revision still runs, told that no flaws were named, and the
+    failure stays visible in ``traj.judge.status``.
+    """
+    judgments = judge.score(trajs)
+    for t, j in zip(trajs, judgments):
+        t.judge = j
+    return [j.critique if j.score is not None else "" for j in judgments]
+
+
+def revision_specs(
+    firsts: list[Trajectory], critiques: list[str], tasks_by_id: dict[str, Task]
+) -> list[EpisodeSpec]:
+    """Reagent-C's second attempts: first attempt + critique in context, id ``{first}/rev``."""
+    return [
+        EpisodeSpec(
+            task=tasks_by_id[t.task_id],
+            messages=revision_messages(t, c),
+            id=t.id + REVISED_SUFFIX,
+            stage="revised",
+            parent_id=t.id,
+            extra={"critique": c},
+        )
+        for t, c in zip(firsts, critiques)
+    ]
+
+
+@dataclass
+class Attempt:
+    """One attempt at one task: the trajectory graded, and what led to it."""
+
+    final: Trajectory
+    initial: Trajectory | None = None  # Reagent-C: the first attempt the judge critiqued
+    candidates: list[Trajectory] = field(default_factory=list)  # Best-of-N: all samples
+    picked: int | None = None
+
+
+def run_attempts(
+    backend: Any,
+    setup: BenchmarkSetup,
+    config: AgentConfig,
+    tasks: list[Task],
+    attempt: int,
+    *,
+    judge: Any = None,
+    critique: bool = False,
+    best_of: int = 1,
+    policy_name: str = "",
+) -> list[Attempt]:
+    """Attempt ``attempt`` of each of ``tasks``: plain, Reagent-C or Best-of-N."""
+    env = setup.env
+    if best_of > 1:
+        from eval.best_of_n import best_of_n
+
+        return best_of_n(
+            lambda i: stream_loop(backend, env, config, attempt, i, policy_name),
+            judge,
+            attempt_specs(env, tasks, attempt),
+            best_of,
+        )
+    loop = stream_loop(backend, env, config, attempt, 0, policy_name)
+    firsts = loop.run(attempt_specs(env, tasks, attempt))
+    if not critique:
+        return [Attempt(final=t) for t in firsts]
+    critiques = judge_critiques(judge, firsts)
+    revised = loop.run(revision_specs(firsts, critiques, {t.id: t for t in tasks}))
+    return [Attempt(final=r, initial=f) for f, r in zip(firsts, revised)]
+
+
+# ---------------------------------------------------------------- checking and records
+
+
+def verdict_of(score: float | None) -> str:
+    if score is None:
+        return "could_not_judge"
+    return "correct" if score >= 1.0 else "incorrect"
+
+
+def check_answers(
+    setup: BenchmarkSetup, trajs: list[Trajectory], answer_checker: Any = None
+) -> list[float | None]:
+    """Each final answer's score under the benchmark's checker; no answer scores 0.0.
+
+    ``toy`` uses the environment's own outcome; the rest go through
+    :func:`eval.metrics.score_predictions` (math-verify, EM over aliases, the GAIA
+    normaliser then the LLM judge, or the LLM judge alone). None: could not judge.
+    """
+    if setup.checker == TOY:
+        return [t.outcome if t.final_answer is not None else 0.0 for t in trajs]
+    from eval.metrics import score_predictions
+
+    scores: list[float | None] = [0.0] * len(trajs)
+    answered = [i for i, t in enumerate(trajs) if t.final_answer is not None]
+    if answered:
+        tasks = {t.id: t for t in setup.tasks}
+        got = score_predictions(
+            setup.checker,
+            [trajs[i].final_answer for i in answered],
+            [tasks[trajs[i].task_id].answer for i in answered],
+            [tasks[trajs[i].task_id].question for i in answered],
+            judge=answer_checker,
+        )
+        for i, s in zip(answered, got):
+            scores[i] = s
+    return scores
+
+
+WITHHELD = "[withheld: this benchmark's text must not be written to disk]"
+
+
+def slim(traj: Trajectory, withhold: str | None = None) -> dict:
+    """A trajectory for an eval record: messages and verdicts, without token ids and masks.
+
+    ``withhold`` (the question of a ``do_not_publish`` task, i.e. xbench) is replaced in
+    every message, so the decrypted benchmark text never reaches the records file.
+    """
+    d = traj.to_dict()
+    for key in ("token_ids", "loss_mask"):
+        d.pop(key, None)
+    if withhold:
+        for m in d["messages"]:
+            if isinstance(m.get("content"), str):
+                m["content"] = m["content"].replace(withhold, WITHHELD)
+    return d
+
+
+def attempt_record(
+    setup: BenchmarkSetup,
+    task: Task,
+    attempt: int,
+    a: Attempt,
+    score: float | None,
+    initial_score: float | None = None,
+    made_by: dict | None = None,
+) -> dict:
+    """The ``records.jsonl`` line of one attempt; ``id`` is ``{task_id}#{attempt}`` (resume key).
+
+    Tasks marked ``do_not_publish`` (xbench) keep their question and reference out of it.
+    """
+    secret = task.question if task.meta.get("do_not_publish") else None
+    rec: dict[str, Any] = {
+        "id": f"{task.id}#{attempt}",
+        "task_id": task.id,
+        "benchmark": setup.name,
+        "attempt": attempt,
+        "question": WITHHELD if secret else task.question,
+        "reference": WITHHELD if secret else task.answer,
+        "answer": a.final.final_answer,
+        "verdict": verdict_of(score),
+        "score": score,
+        "checker": setup.checker,
+        "stop_reason": a.final.stop_reason,
+        "turns": a.final.extra.get("turns"),
+        "trajectory": slim(a.final, secret),
+    }
+    if a.initial is not None:
+        judge = a.initial.judge
+        rec["method"] = "critique"
+        rec["initial"] = {
+            "answer": a.initial.final_answer,
+            "score": initial_score,
+            "verdict": verdict_of(initial_score),
+            "critique": a.final.extra.get("critique", ""),
+            "judge_status": judge.status if judge else None,
+            "judge_score": judge.score if judge else None,
+            "trajectory": slim(a.initial, secret),
+        }
+    elif a.candidates:
+        rec["method"] = "best_of_n"
+        rec["picked"] = a.picked
+        rec["candidates"] = [
+            {
+                "id": c.id,
+                "answer": c.final_answer,
+                "env_outcome": c.outcome,
+                "judge_score": c.judge.score if c.judge else None,
+                "judge_status": c.judge.status if c.judge else None,
+            }
+            for c in a.candidates
+        ]
+    else:
+        rec["method"] = "plain"
+    if made_by:
+        rec["made_by"] = made_by
+    return rec

@@ -1,0 +1,515 @@
+"""`reagent eval` end to end: exact pass@k against a scripted server, resume after SIGKILL,
+a tiny local model on CPU, the toy benchmark, Reagent-C and Best-of-N, benchmark setups,
+and `reagent rollout --benchmark/--critique`."""
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from eval import cli_eval
+from eval.cli_eval import EvalConfig
+from eval.harness import setup_benchmark
+from eval.loaders import load_benchmark
+from reagent.cli import main as reagent_main
+from reagent.envs.qa import QAEnv
+from reagent.records import Judgment
+from tests.scripted import ScriptedBackend
+from tests.test_agent import solver
+
+
+class ScriptedServer:
+    """An OpenAI-compatible chat server on 127.0.0.1 whose reply is ``reply(body, n)``.
+
+    ``n`` counts earlier requests with the same first user message (the question), so a
+    reply can depend on which attempt at a question this is.
+    """
+
+    def __init__(self, reply, delay_s: float = 0.0):
+        self.reply, self.delay_s = reply, delay_s
+        self.calls: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(
+                    {
+                        "object": "list",
+                        "data": [
+                            {"id": "scripted", "object": "model", "created": 0, "owned_by": "test"}
+                        ],
+                    }
+                )
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                question = next(m["content"] for m in body["messages"] if m["role"] == "user")
+                with server.lock:
+                    n = server.calls[question]
+                    server.calls[question] += 1
+                time.sleep(server.delay_s)
+                text = server.reply(body, n)
+                self._send(
+                    {
+                        "id": "c",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                )
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def gsm8k_golds(limit):
+    return {t.question: t.answer for t in load_benchmark("gsm8k", limit=limit)}
+
+
+def results(out):
+    return json.loads((out / "results.json").read_text())
+
+
+def record_ids(out):
+    return [json.loads(line)["id"] for line in (out / "records.jsonl").read_text().splitlines()]
+
+
+def test_eval_reports_exact_pass_at_k_against_a_scripted_server(tmp_path):
+    golds = gsm8k_golds(6)
+    questions = list(golds)
+    # correct answers per question over its 3 attempts: 3, 3, 1 (first), 2 (first two), 0, 0
+    correct_calls = [3, 3, 1, 2, 0, 0]
+
+    def reply(body, n):
+        q = body["messages"][1]["content"]
+        gold = int(golds[q])
+        ok = n < correct_calls[questions.index(q)]
+        return f"Let me think. The answer is \\boxed{{{gold if ok else gold + 1}}}."
+
+    out = tmp_path / "run"
+    argv = [
+        "eval",
+        "--benchmark",
+        "gsm8k",
+        "--limit",
+        "6",
+        "--k",
+        "3",
+        "--out",
+        str(out),
+        "--concurrency",
+        "2",
+        "--max-turns",
+        "2",
+    ]
+    with ScriptedServer(reply) as server:
+        assert reagent_main([*argv, "--base-url", server.url]) == 0
+        calls = sum(server.calls.values())
+        m = results(out)["benchmarks"]["gsm8k"]
+        assert (m["questions"], m["attempts"], m["k"]) == (6, 18, 3)
+        assert m["pass@1"] == pytest.approx(9 / 18)  # (3+3+1+2+0+0) / 18
+        # pass@2 = mean over questions of 1 - C(n-c,2)/C(3,2): 1, 1, 1-1/3, 1, 0, 0
+        assert m["pass@2"] == pytest.approx((1 + 1 + 2 / 3 + 1) / 6)
+        assert m["pass@3"] == pytest.approx(4 / 6)
+        # attempt runs score 4/6, 3/6, 2/6: stderr = std(1/6) / sqrt(3)
+        assert m["pass@1_stderr"] == pytest.approx(1 / 6 / math.sqrt(3))
+        q_means = [1, 1, 1 / 3, 2 / 3, 0, 0]
+        var = sum((x - 0.5) ** 2 for x in q_means) / 5
+        assert m["pass@1_stderr_questions"] == pytest.approx(math.sqrt(var / 6))
+        assert sorted(record_ids(out)) == sorted(
+            f"gsm8k-{i}#{a}" for i in range(6) for a in range(3)
+        )
+        rec = json.loads((out / "records.jsonl").read_text().splitlines()[0])
+        assert {"trajectory", "answer", "verdict", "score", "attempt"} <= set(rec)
+        assert rec["trajectory"]["messages"][-1]["role"] == "assistant"
+        md = (out / "results.md").read_text()
+        assert "| gsm8k | 6 | 3 | 0.500 ± 0.096" in md and "pass@3" in md
+        # A re-run finds everything done: no request is made and the numbers stay.
+        assert reagent_main([*argv, "--base-url", server.url]) == 0
+        assert sum(server.calls.values()) == calls
+        assert results(out)["benchmarks"]["gsm8k"]["pass@1"] == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_eval_resumes_after_sigkill(tmp_path):
+    golds = gsm8k_golds(8)
+    order = list(golds)
+
+    def reply(body, n):  # even questions right, odd ones wrong, whatever the attempt
+        q = body["messages"][1]["content"]
+        return f"\\boxed{{{int(golds[q]) + order.index(q) % 2}}}"
+
+    out = tmp_path / "run"
+    with ScriptedServer(reply, delay_s=0.3) as server:
+        cmd = [
+            sys.executable,
+            "-m",
+            "reagent",
+            "eval",
+            "--benchmark",
+            "gsm8k",
+            "--limit",
+            "8",
+            "--k",
+            "2",
+            "--out",
+            str(out),
+            "--base-url",
+            server.url,
+            "--batch-size",
+            "1",
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and (
+            not (out / "records.jsonl").exists() or len(record_ids(out)) < 3
+        ):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert 3 <= len(record_ids(out)) < 16, "the kill should land mid-run"
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    ids = record_ids(out)
+    assert len(ids) == 16 and set(ids) == {f"gsm8k-{i}#{a}" for i in range(8) for a in range(2)}
+    m = results(out)["benchmarks"]["gsm8k"]
+    assert m["pass@1"] == pytest.approx(0.5) and m["pass@2"] == pytest.approx(0.5)
+
+
+def test_eval_with_a_tiny_local_model_on_cpu(tiny_model_dir, tmp_path):
+    out = tmp_path / "tiny"
+    code = reagent_main(
+        [
+            "eval",
+            "--benchmark",
+            "gsm8k",
+            "--limit",
+            "10",
+            "--k",
+            "2",
+            "--model",
+            str(tiny_model_dir),
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--max-turns",
+            "1",
+            "--max-new-tokens",
+            "8",
+            "--max-tokens",
+            "8",
+            "--temperature",
+            "1.0",
+        ]
+    )
+    assert code == 0
+    m = results(out)["benchmarks"]["gsm8k"]
+    assert (m["questions"], m["attempts"], m["k"]) == (10, 20, 2)
+    assert 0.0 <= m["pass@1"] <= m["pass@2"] <= 1.0
+    for line in (out / "records.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        assert rec["verdict"] in ("correct", "incorrect") and "token_ids" not in rec["trajectory"]
+
+
+@pytest.fixture
+def scripted_toy(monkeypatch, tiny_tokenizer):
+    """`reagent eval` with the policy replaced by a scripted token backend."""
+
+    def use(script):
+        monkeypatch.setattr(
+            cli_eval, "make_policy_backend", lambda c: ScriptedBackend(tiny_tokenizer, script)
+        )
+
+    return use
+
+
+class RuleJudge:
+    """Scores 1.0 when the attempt's boxed answer is the ledger's true answer (peeks)."""
+
+    model = "rule-judge"
+
+    def __init__(self, critique="- Look up every account before answering."):
+        self.critique = critique
+        self.seen = 0
+
+    def score(self, trajs):
+        self.seen += len(trajs)
+        return [
+            Judgment(
+                analysis="",
+                critique=self.critique,
+                status="ok",
+                score=float((t.outcome or 0.0) >= 1.0),
+            )
+            for t in trajs
+        ]
+
+
+def toy_config(tmp_path, **kw):
+    return EvalConfig(
+        benchmark="toy",
+        split="heldout",
+        limit=4,
+        model="scripted",
+        out=str(tmp_path / kw.pop("name", "toy")),
+        max_turns=4,
+        max_tokens=2000,
+        **kw,
+    )
+
+
+def test_toy_benchmark_plain_and_reagent_c(scripted_toy, monkeypatch, tmp_path):
+    scripted_toy(solver)
+    assert cli_eval.run(toy_config(tmp_path, k=2)) == 0
+    m = results(tmp_path / "toy")["benchmarks"]["toy"]
+    assert (m["questions"], m["pass@1"], m["pass@2"]) == (4, 1.0, 1.0)
+
+    def guess_then_solve(text, turn):  # guesses first; after a critique it solves properly
+        if "reviewer read your attempt" not in text:
+            return "\\boxed{0}"
+        head, revision = text.split("reviewer read your attempt")
+        return solver(head.split("<|im_start|>assistant")[0] + revision, turn - 1)
+
+    scripted_toy(guess_then_solve)
+    judge = RuleJudge()
+    monkeypatch.setattr(cli_eval, "make_judge", lambda c: judge)
+    assert cli_eval.run(toy_config(tmp_path, name="critique", critique=True, judge_model="j")) == 0
+    m = results(tmp_path / "critique")["benchmarks"]["toy"]
+    assert (m["initial_pass@1"], m["pass@1"], m["method"]) == (0.0, 1.0, "critique")
+    rec = json.loads((tmp_path / "critique" / "records.jsonl").read_text().splitlines()[0])
+    assert rec["initial"]["verdict"] == "incorrect" and rec["initial"]["judge_score"] == 0.0
+    assert rec["trajectory"]["stage"] == "revised" and rec["trajectory"]["parent_id"] == rec["id"]
+    assert any(judge.critique in (msg["content"] or "") for msg in rec["trajectory"]["messages"])
+
+
+def test_best_of_n_picks_the_judges_favourite(scripted_toy, monkeypatch, tmp_path):
+    calls = Counter()
+
+    def alternate(text, turn):  # every other sample of a question guesses
+        question = text.split("<|im_start|>user")[1]
+        if turn == 0:
+            calls[question] += 1
+        return solver(text, turn) if calls[question] % 2 == 0 else "\\boxed{0}"
+
+    scripted_toy(alternate)
+    monkeypatch.setattr(cli_eval, "make_judge", lambda c: RuleJudge())
+    assert cli_eval.run(toy_config(tmp_path, best_of=3, judge_model="j")) == 0
+    m = results(tmp_path / "toy")["benchmarks"]["toy"]
+    assert m["pass@1"] == 1.0 and m["best_of"] == 3 and m["candidates_any_correct"] == 1.0
+    recs = [
+        json.loads(line) for line in (tmp_path / "toy" / "records.jsonl").read_text().splitlines()
+    ]
+    assert all(sum(c["env_outcome"] for c in r["candidates"]) < 3 for r in recs)  # a real choice
+    assert all(r["candidates"][r["picked"]]["judge_score"] == 1.0 for r in recs)
+    with pytest.raises(ValueError, match="no PRM available yet"):
+        toy_config(tmp_path, best_of=3, scorer="prm", judge_model="j")
+    with pytest.raises(ValueError, match="--judge-model"):
+        toy_config(tmp_path, critique=True)
+
+
+def test_free_form_benchmark_uses_the_llm_checker(tmp_path):
+    data = tmp_path / "ww.json"
+    data.write_text(
+        json.dumps(
+            [
+                {"id": "a", "Question": "Capital of France?", "answer": "Paris"},
+                {"id": "b", "Question": "Capital of Peru?", "answer": "Lima"},
+            ]
+        )
+    )
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        json.dumps({"id": "1", "title": "France", "text": "Paris is the capital."}) + "\n"
+    )
+
+    def reply(body, n):
+        if body["model"] == "checker":  # the answer checker: only Paris is right
+            return (
+                "Same city.\nVerdict: CORRECT"
+                if "Paris, France" in body["messages"][-1]["content"]
+                else "Different.\nVerdict: INCORRECT"
+            )
+        return (
+            "\\boxed{Paris, France}"
+            if "France" in body["messages"][1]["content"]
+            else "\\boxed{Quito}"
+        )
+
+    out = tmp_path / "ww"
+    with ScriptedServer(reply) as server:
+        argv = [
+            "eval",
+            "--benchmark",
+            "webwalkerqa",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--base-url",
+            server.url,
+            "--corpus",
+            str(corpus),
+        ]
+        assert reagent_main(argv) == 2  # free-form answers need a checker
+        assert (
+            reagent_main([*argv, "--checker-base-url", server.url, "--checker-model", "checker"])
+            == 0
+        )
+    m = results(out)["benchmarks"]["webwalkerqa"]
+    assert m["pass@1"] == 0.5  # EM would have scored "Paris, France" wrong
+
+
+def test_benchmark_setups_pick_env_and_corpus(tmp_path):
+    hotpot = tmp_path / "hp.jsonl"
+    rows = [
+        {
+            "_id": f"h{i}",
+            "question": f"Q{i}?",
+            "answer": f"A{i}",
+            "context": [[f"T{i}", [f"Paragraph {i} about zebra{i}."]], ["Shared", ["Same text."]]],
+        }
+        for i in range(3)
+    ]
+    hotpot.write_text("\n".join(json.dumps(r) for r in rows))
+    s = setup_benchmark("hotpotqa", data=str(hotpot), limit=1, cache_dir=str(tmp_path / "c"))
+    assert isinstance(s.env, QAEnv) and len(s.tasks) == 1 and s.checker == "short_answer"
+    assert "own paragraphs (4 from 3 questions)" in s.notes[-1]  # all questions, deduplicated
+    assert "zebra2" in s.env.tools_for(s.tasks[0])["search"](query="zebra2")
+    assert setup_benchmark("gsm8k", limit=2).env.name == "math"
+    from reagent.tools.factory import ToolsConfig
+
+    ww = tmp_path / "ww.json"
+    ww.write_text(json.dumps([{"Question": "q", "answer": "a"}]))
+    with pytest.raises(ValueError, match="--search-url"):
+        setup_benchmark("webwalkerqa", data=str(ww))
+    web = setup_benchmark(
+        "webwalkerqa",
+        data=str(ww),
+        tools_config=ToolsConfig(search_backend="http", search_url="http://127.0.0.1:9/search"),
+    )
+    assert web.env.tool_names == ("search", "browse", "python")
+    with pytest.raises(ValueError, match="unknown benchmark 'nope'.*toy"):
+        setup_benchmark("nope")
+
+
+def test_rollout_from_a_benchmark_and_with_reagent_c(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "gsm.jsonl"
+    base = [
+        "--model",
+        str(tiny_model_dir),
+        "--device",
+        "cpu",
+        "--max-turns",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--max-tokens",
+        "4",
+    ]
+    assert (
+        reagent_main(["rollout", "--benchmark", "gsm8k", "--limit", "2", "--out", str(out), *base])
+        == 0
+    )
+    assert [json.loads(x)["task_id"] for x in out.read_text().splitlines()] == [
+        "gsm8k-0",
+        "gsm8k-1",
+    ]
+    assert (
+        reagent_main(["rollout", "--benchmark", "gsm8k", "--env", "toy", "--out", str(out), *base])
+        == 2
+    )
+
+    traces = tmp_path / "c.jsonl"
+    argv = [
+        "rollout",
+        "--env",
+        "toy",
+        "--limit",
+        "2",
+        "--out",
+        str(traces),
+        "--critique",
+        "--judge-model",
+        str(tiny_model_dir),
+        "--judge-max-new-tokens",
+        "8",
+        *base,
+    ]
+    assert reagent_main(argv) == 0
+    assert "judge gave no usable verdict for 2" in capsys.readouterr().err
+    trajs = {t["id"]: t for t in map(json.loads, traces.read_text().splitlines())}
+    assert set(trajs) == {
+        "toy-train-0#0",
+        "toy-train-0#0/rev",
+        "toy-train-1#0",
+        "toy-train-1#0/rev",
+    }
+    first, rev = trajs["toy-train-0#0"], trajs["toy-train-0#0/rev"]
+    assert first["stage"] == "initial" and first["judge"].get("score") is None  # untrained
+    assert (rev["stage"], rev["parent_id"]) == ("revised", "toy-train-0#0")
+    assert "No specific flaws were named" in rev["messages"][len(first["messages"])]["content"]
+    # Lose one revision: the re-run redoes only that one, reusing the written first attempt.
+    lines = traces.read_text().splitlines()
+    traces.write_text("\n".join(x for x in lines if '"toy-train-1#0/rev"' not in x) + "\n")
+    assert reagent_main(argv) == 0
+    assert "1 to revise (0 first attempts to run)" in capsys.readouterr().err
+    ids = [json.loads(x)["id"] for x in traces.read_text().splitlines()]
+    assert sorted(ids) == sorted(trajs) and len(ids) == 4
+
+
+def test_do_not_publish_tasks_keep_their_text_out_of_records():
+    from eval.harness import Attempt, BenchmarkSetup, attempt_record
+    from reagent.records import Message, Task, Trajectory
+
+    secret = "Which encrypted question is this?"
+    task = Task(id="xbench-1", question=secret, answer="hidden", meta={"do_not_publish": True})
+    traj = Trajectory(
+        id="xbench-1#0",
+        task_id=task.id,
+        final_answer="a",
+        messages=[
+            Message(role="user", content=secret),
+            Message(role="assistant", content="\\boxed{a}"),
+        ],
+    )
+    setup = BenchmarkSetup("xbench", env=None, tasks=[task], checker="llm_judge")
+    rec = attempt_record(setup, task, 0, Attempt(final=traj), 0.0)
+    assert secret not in json.dumps(rec) and "hidden" not in json.dumps(rec)
+    assert rec["trajectory"]["messages"][1]["content"] == "\\boxed{a}"
