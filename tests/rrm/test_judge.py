@@ -1,0 +1,111 @@
+"""Judge logic with a scripted generate function: retries, failures, failure policy."""
+
+import pytest
+
+from reagent.generation.base import Generation
+from reagent.records import Trajectory
+from rrm.judge import FailureCounter, FailurePolicy, Judge, JudgeFailure, apply_failure_policy
+from rrm.prompt import format_judgment, judge_system_prompt
+
+TRAJ = Trajectory.from_dict({"id": "t1", "task_id": "q1", "messages": [
+    {"role": "user", "content": "What is A's balance?"},
+    {"role": "assistant", "content": "It is 5. \\boxed{5}"}]})
+
+
+def test_messages_carry_question_and_trajectory_not_answer():
+    calls = []
+
+    def gen(convs, params):
+        calls.append((convs, params))
+        return [Generation(text=format_judgment("a", "- guessed", 0.2))]
+
+    [j] = Judge(gen, "m").score([TRAJ])
+    assert j.status == "ok" and j.score == 0.2 and j.model == "m"
+    [conv], params = calls[0]
+    assert conv[0] == {"role": "system", "content": judge_system_prompt()}
+    assert conv[1]["content"].startswith("Question: What is A's balance?")
+    assert "\\boxed{5}" in conv[1]["content"]
+    assert params.temperature == 0 and "</score>" in params.stop
+
+
+def test_truncated_output_is_retried_once_with_a_larger_limit():
+    limits = []
+
+    def gen(convs, params):
+        limits.append(params.max_new_tokens)
+        if params.max_new_tokens < 100:
+            return [Generation(text="<think>long", finish_reason="length") for _ in convs]
+        return [Generation(text=format_judgment("a", "b", 0.9)) for _ in convs]
+
+    judge = Judge(gen, "m", max_new_tokens=50, retry_max_new_tokens=200)
+    js = judge.score([TRAJ, TRAJ])
+    assert limits == [50, 200]
+    assert [j.score for j in js] == [0.9, 0.9] and js[0].extra["retried"] == "truncated"
+
+
+def test_backend_exception_is_a_failure_not_a_zero():
+    def gen(convs, params):
+        raise ConnectionError("server down")
+
+    judge = Judge(gen, "m")
+    js = judge.score([TRAJ, TRAJ])
+    assert all(j.status == "failed" and j.score is None for j in js)
+    assert "server down" in js[0].extra["error"] and judge.stats["failed"] == 2
+
+
+def test_error_generation_is_a_failure():
+    judge = Judge(lambda c, p: [Generation(text="", finish_reason="error")], "m")
+    [j] = judge.score([TRAJ])
+    assert j.status == "failed" and j.score is None
+
+
+def _js():
+    judge = Judge(lambda c, p: [Generation(text=format_judgment("a", "b", 0.5)),
+                                Generation(text="high", finish_reason="stop"),
+                                Generation(text="", finish_reason="error")], "m")
+    return judge.score([TRAJ] * 3)
+
+
+def test_failure_policies():
+    counter = FailureCounter()
+    assert apply_failure_policy(_js(), "drop", counter) == ([0.5, None, None], [True, False, False])
+    assert apply_failure_policy(_js(), FailurePolicy.OUTCOME_ONLY, counter) == (
+        [0.5, None, None], [True, True, True])
+    assert counter.judged == 6 and counter.failed == 4
+    assert counter.by_status == {"missing_score": 2, "failed": 2}
+    assert counter.metrics()["judge/failure_rate"] == pytest.approx(4 / 6)
+    with pytest.raises(JudgeFailure, match="2/3"):
+        apply_failure_policy(_js(), "stop")
+    with pytest.raises(ValueError, match="drop, outcome_only, stop"):
+        FailurePolicy.parse("ignore")
+
+
+def _dead_url():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_judge_cli_with_a_dead_server_counts_failures(tmp_path, capsys):
+    from reagent.cli import main
+    from reagent.jsonl import load_records, write_records
+
+    traces = tmp_path / "t.jsonl"
+    write_records(traces, [TRAJ, Trajectory.from_dict({**TRAJ.to_dict(), "id": "t2"})])
+    out = tmp_path / "j.jsonl"
+    args = ["judge", "--base-url", _dead_url(), "--served-model", "m", "--traces", str(traces),
+            "--out", str(out), "--max-retries", "1", "--backoff-s", "0.01", "--timeout", "2"]
+    assert main(args) == 0  # default policy drop: nothing written, a rerun retries them
+    assert not out.exists() or load_records(out, Trajectory) == []
+    assert "failed 2 (failed: 2)" in capsys.readouterr().err
+    assert main(args + ["--on-failure", "outcome_only"]) == 0
+    judged = load_records(out, Trajectory)
+    assert [(t.id, t.judge.status, t.judge.score) for t in judged] == [
+        ("t1", "failed", None), ("t2", "failed", None)]
+    out.unlink()
+    assert main(args + ["--on-failure", "stop"]) == 1
+    assert main(["judge", "--traces", str(traces), "--out", str(out)]) == 2  # no judge given
