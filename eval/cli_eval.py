@@ -12,7 +12,9 @@ at another file of its format. Attempt ``a`` of every question runs before attem
 endpoint are bounded by ``--concurrency``. Each graded attempt is one flushed line of
 ``OUT/records.jsonl`` with the id ``{task_id}#{a}``; a re-run skips ids already there,
 so a killed run resumes where it stopped. An attempt that ended in a backend error is
-not recorded (a re-run retries it) and makes the command exit with status 1.
+not recorded (a re-run retries it) and makes the command exit with status 1. An
+attempt the LLM answer checker could not judge is recorded with ``score: null``; a
+re-run asks the checker again and appends the new verdict under the same id.
 ``results.json`` and ``results.md`` are recomputed from the records after every pass
 over a benchmark's questions and at the end (:func:`eval.report.compute_metrics`).
 """
@@ -196,13 +198,64 @@ def main(args: argparse.Namespace) -> int:
 
 def run(c: EvalConfig) -> int:
     """Evaluate every benchmark of ``c``; 0 when every attempt was recorded, 1 otherwise."""
-    from eval.harness import run_attempts, setup_benchmark
     from eval.report import RECORDS, write_results
 
     out = Path(c.out)
     out.mkdir(parents=True, exist_ok=True)
     _note_config_change(c, out)
     save_config(c, out / "config.yaml")
+    setups = _setups(c, out)
+    made_by = _made_by(c)
+    notes = {s.name: s.notes for s in setups}
+    done = done_ids(out / RECORDS)
+    todo = {
+        (s.name, a): [t for t in s.tasks if f"{t.id}#{a}" not in done]
+        for s in setups
+        for a in range(c.k)
+    }
+    n_todo = sum(len(v) for v in todo.values())
+    n_all = sum(len(s.tasks) for s in setups) * c.k
+    print(
+        f"eval: {', '.join(c.benchmarks)}: {n_all} attempts, {n_all - n_todo} already in "
+        f"{out / RECORDS}, {n_todo} to run",
+        file=sys.stderr,
+    )
+    errors = 0
+    if c.checker_base_url:
+        _recheck_unjudged(setups, make_checker(c), out / RECORDS)
+    if n_todo:
+        backend, judge, checker = make_policy_backend(c), make_judge(c), make_checker(c)
+        with RecordWriter(out / RECORDS) as writer:
+            for s in setups:
+                for a in range(c.k):  # attempt-major: a kill leaves whole attempts done
+                    tasks = todo[(s.name, a)]
+                    for start in range(0, len(tasks), c.batch_size):
+                        chunk = tasks[start : start + c.batch_size]
+                        errors += _run_chunk(
+                            c, s, chunk, a, backend, judge, checker, writer, made_by
+                        )
+                        print(
+                            f"eval: {s.name} attempt {a + 1}/{c.k}: "
+                            f"{min(start + c.batch_size, len(tasks))}/{len(tasks)} questions",
+                            file=sys.stderr,
+                        )
+                    if tasks:  # results follow the records after every pass over the questions
+                        write_results(out, notes, made_by)
+    metrics = write_results(out, notes, made_by)
+    print((out / "results.md").read_text(), file=sys.stderr)
+    if errors:
+        print(
+            f"eval: {errors} attempt(s) ended in a backend error and were not recorded; run "
+            "the same command again to retry them",
+            file=sys.stderr,
+        )
+    return 1 if errors or not metrics["benchmarks"] else 0
+
+
+def _setups(c: EvalConfig, out: Path) -> list:
+    """Each benchmark's environment and tasks; free-form ones must have an answer checker."""
+    from eval.harness import setup_benchmark
+
     setups = [
         setup_benchmark(
             b,
@@ -223,73 +276,43 @@ def run(c: EvalConfig) -> int:
     for s in setups:
         if s.checker == "llm_judge" and not c.checker_base_url:
             raise ValueError(
-                f"benchmark {s.name!r} has free-form answers checked by an LLM: pass "
-                "--checker-base-url URL and --checker-model NAME"
+                f"benchmark {s.name!r} has free-form answers checked by an LLM: "
+                "pass --checker-base-url URL and --checker-model NAME"
             )
-    policy = c.model or f"{c.base_url}:{c.served_model}"
-    made_by = {
+    return setups
+
+
+def _made_by(c: EvalConfig) -> dict:
+    """What produced the records, written into each one so a number can be traced back."""
+    method = "critique" if c.critique else f"best_of_{c.best_of}" if c.best_of > 1 else "plain"
+    return {
         "command": "eval",
-        "model": policy,
+        "model": c.model or f"{c.base_url}:{c.served_model}",
         "config_hash": config_hash(c),
-        "method": "critique"
-        if c.critique
-        else f"best_of_{c.best_of}"
-        if c.best_of > 1
-        else "plain",
+        "method": method,
         "judge": c.judge_model or c.judge_base_url,
         "checker": c.checker_model,
     }
-    notes = {s.name: s.notes for s in setups}
-    done = done_ids(out / RECORDS)
-    todo = {
-        (s.name, a): [t for t in s.tasks if f"{t.id}#{a}" not in done]
-        for s in setups
-        for a in range(c.k)
-    }
-    n_todo = sum(len(v) for v in todo.values())
-    n_all = sum(len(s.tasks) for s in setups) * c.k
-    print(
-        f"eval: {', '.join(c.benchmarks)}: {n_all} attempts, {n_all - n_todo} already in "
-        f"{out / RECORDS}, {n_todo} to run",
-        file=sys.stderr,
+
+
+def _run_chunk(
+    c: EvalConfig, setup, chunk, attempt, backend, judge, checker, writer, made_by
+) -> int:
+    """Run attempt ``attempt`` of ``chunk``, grade it, write its records; return errors."""
+    from eval.harness import run_attempts
+
+    attempts = run_attempts(
+        backend,
+        setup,
+        c.agent_config(),
+        chunk,
+        attempt,
+        judge=judge,
+        critique=c.critique,
+        best_of=c.best_of,
+        policy_name=made_by["model"],
     )
-    errors = 0
-    if n_todo:
-        backend, judge, checker = make_policy_backend(c), make_judge(c), make_checker(c)
-        with RecordWriter(out / RECORDS) as writer:
-            for s in setups:
-                for a in range(c.k):
-                    tasks = todo[(s.name, a)]
-                    for start in range(0, len(tasks), c.batch_size):
-                        chunk = tasks[start : start + c.batch_size]
-                        attempts = run_attempts(
-                            backend,
-                            s,
-                            c.agent_config(),
-                            chunk,
-                            a,
-                            judge=judge,
-                            critique=c.critique,
-                            best_of=c.best_of,
-                            policy_name=policy,
-                        )
-                        errors += _grade_and_write(s, chunk, a, attempts, checker, writer, made_by)
-                        print(
-                            f"eval: {s.name} attempt {a + 1}/{c.k}: "
-                            f"{min(start + c.batch_size, len(tasks))}/{len(tasks)} questions",
-                            file=sys.stderr,
-                        )
-                    if tasks:  # results follow the records after every pass over the questions
-                        write_results(out, notes, made_by)
-    metrics = write_results(out, notes, made_by)
-    print((out / "results.md").read_text(), file=sys.stderr)
-    if errors:
-        print(
-            f"eval: {errors} attempt(s) ended in a backend error and were not recorded; run the "
-            "same command again to retry them",
-            file=sys.stderr,
-        )
-    return 1 if errors or not metrics["benchmarks"] else 0
+    return _grade_and_write(setup, chunk, attempt, attempts, checker, writer, made_by)
 
 
 def _grade_and_write(setup, chunk, attempt, attempts, checker, writer, made_by) -> int:
@@ -313,6 +336,43 @@ def _grade_and_write(setup, chunk, attempt, attempts, checker, writer, made_by) 
     for (task, a), score, first in zip(keep, scores, initial):
         writer.write(attempt_record(setup, task, attempt, a, score, first, made_by))
     return len(chunk) - len(keep)
+
+
+def _recheck_unjudged(setups: list, checker, records_path: Path) -> None:
+    """Ask the answer checker again about recorded attempts it could not judge before.
+
+    The corrected record is appended under the same id; metrics keep the last line of an
+    id, so a flaky checker endpoint costs a re-run, not a re-generation.
+    """
+    from eval.harness import check_answers, verdict_of
+    from eval.report import read_eval_records
+
+    by_name = {s.name: s for s in setups}
+    latest = {r["id"]: r for r in read_eval_records(records_path, light=False)}
+    known = {(s.name, t.id) for s in setups for t in s.tasks}
+    stale = [
+        r
+        for r in latest.values()
+        if r.get("score") is None and (r.get("benchmark"), r.get("task_id")) in known
+    ]
+    if not stale:
+        return
+    from reagent.records import Trajectory
+
+    with RecordWriter(records_path) as writer:
+        for name, setup in by_name.items():
+            recs = [r for r in stale if r["benchmark"] == name]
+            if not recs:
+                continue
+            trajs = [Trajectory.from_dict(r["trajectory"]) for r in recs]
+            for rec, score in zip(recs, check_answers(setup, trajs, checker)):
+                writer.write(
+                    {**rec, "score": score, "verdict": verdict_of(score), "rechecked": True}
+                )
+    print(
+        f"eval: asked the answer checker again about {len(stale)} attempt(s) it could not judge",
+        file=sys.stderr,
+    )
 
 
 def _note_config_change(c: EvalConfig, out: Path) -> None:

@@ -79,9 +79,6 @@ def _group_metrics(records: list[dict]) -> dict[str, Any]:
     by_q: dict[str, list[dict]] = defaultdict(list)
     for rec in records:
         by_q[rec["task_id"]].append(rec)
-    # A question attempted twice under one id is counted once (the last line wins).
-    for q, recs in by_q.items():
-        by_q[q] = list({r.get("attempt", i): r for i, r in enumerate(recs)}.values())
     k_max = min(len(recs) for recs in by_q.values())
     per_q = [[_correct(r) for r in recs] for recs in by_q.values()]
     m: dict[str, Any] = {"questions": len(by_q), "attempts": sum(len(v) for v in per_q), "k": k_max}
@@ -115,8 +112,11 @@ def _group_metrics(records: list[dict]) -> dict[str, Any]:
 
 
 def compute_metrics(records: Iterable[dict]) -> dict[str, Any]:
-    """``{"benchmarks": {name: metrics}, "overall": metrics}`` (see the module docstring)."""
-    records = list(records)
+    """``{"benchmarks": {name: metrics}, "overall": metrics}`` (see the module docstring).
+
+    An id written more than once (an attempt re-checked later) counts once: its last line.
+    """
+    records = list({r.get("id", i): r for i, r in enumerate(records)}.values())
     by_bench: dict[str, list[dict]] = defaultdict(list)
     for rec in records:
         by_bench[rec.get("benchmark", "?")].append(rec)

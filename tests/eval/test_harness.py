@@ -359,8 +359,12 @@ def test_free_form_benchmark_uses_the_llm_checker(tmp_path):
         json.dumps({"id": "1", "title": "France", "text": "Paris is the capital."}) + "\n"
     )
 
+    checker_up = [False]
+
     def reply(body, n):
         if body["model"] == "checker":  # the answer checker: only Paris is right
+            if not checker_up[0]:
+                return "I cannot decide."  # no verdict line: could not judge
             return (
                 "Same city.\nVerdict: CORRECT"
                 if "Paris, France" in body["messages"][-1]["content"]
@@ -388,12 +392,18 @@ def test_free_form_benchmark_uses_the_llm_checker(tmp_path):
             str(corpus),
         ]
         assert reagent_main(argv) == 2  # free-form answers need a checker
-        assert (
-            reagent_main([*argv, "--checker-base-url", server.url, "--checker-model", "checker"])
-            == 0
-        )
+        argv += ["--checker-base-url", server.url, "--checker-model", "checker"]
+        assert reagent_main(argv) == 0
+        m = results(out)["benchmarks"]["webwalkerqa"]
+        assert (m["could_not_judge"], m["pass@1"]) == (2, 0.0)
+        assert "could not be judged" in (out / "results.md").read_text()
+        checker_up[0] = True  # a re-run asks the checker again, without new policy samples
+        policy_calls = server.calls["Capital of France?"]
+        assert reagent_main(argv) == 0
+        assert server.calls["Capital of France?"] == policy_calls  # no new policy sample
     m = results(out)["benchmarks"]["webwalkerqa"]
-    assert m["pass@1"] == 0.5  # EM would have scored "Paris, France" wrong
+    assert (m["could_not_judge"], m["pass@1"]) == (0, 0.5)  # EM would score "Paris, France" 0
+    assert len(record_ids(out)) == 4  # two attempts, each re-recorded once
 
 
 def test_benchmark_setups_pick_env_and_corpus(tmp_path):
