@@ -67,7 +67,7 @@ def render_for_judge(
             parts.append(("user", m.content or ""))
     if max_chars is not None:
         parts = _fit(parts, max_chars - len(question) - 64, min_tool_chars)
-    lines = [f"Question: {question}", "", "Trajectory:"]
+    lines = [f"Question: {question}", "Trajectory:"]
     step = 0
     for kind, text in parts:
         if kind == "assistant":

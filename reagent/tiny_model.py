@@ -93,9 +93,16 @@ def chat_template() -> str:
     return read_asset(CHAT_TEMPLATE_FILE)
 
 
-@functools.lru_cache(maxsize=1)
-def _trained_tokenizer_json() -> str:
-    """Train the BPE once per process; the JSON string is the cache (no files on disk)."""
+EXTRA_CORPUS_WEIGHT = 20
+
+
+@functools.lru_cache(maxsize=4)
+def _trained_tokenizer_json(extra_corpus: tuple[str, ...] = ()) -> str:
+    """Train the BPE once per process and corpus; the JSON string is the cache (no files on disk).
+
+    ``extra_corpus`` texts (e.g. a judge's system prompt) are weighted up so their words
+    become whole tokens: a tiny model then reads a long fixed prompt in far fewer steps.
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(fuse_unk=False, byte_fallback=False))
@@ -113,16 +120,18 @@ def _trained_tokenizer_json() -> str:
         show_progress=False,
     )
     lines = read_asset(CORPUS_FILE).splitlines(keepends=True)
+    for text in extra_corpus:
+        lines += text.splitlines(keepends=True) * EXTRA_CORPUS_WEIGHT
     tok.train_from_iterator(lines, trainer=trainer, length=len(lines))
     return tok.to_str()
 
 
-def build_tokenizer():
+def build_tokenizer(extra_corpus: tuple[str, ...] = ()):
     """A ``PreTrainedTokenizerFast`` with the special and scaffold tokens and the chat template."""
     from tokenizers import AddedToken, Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    backend = Tokenizer.from_str(_trained_tokenizer_json())
+    backend = Tokenizer.from_str(_trained_tokenizer_json(tuple(extra_corpus)))
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token=EOS_TOKEN,
@@ -161,18 +170,19 @@ def build_config(size: str, tokenizer):
     )
 
 
-def make_tiny_model(out_dir: str | Path, size: str = "micro", seed: int = 0) -> Path:
+def make_tiny_model(out_dir: str | Path, size: str = "micro", seed: int = 0,
+                    extra_corpus: list[str] | tuple[str, ...] = ()) -> Path:
     """Build a randomly initialised tiny Qwen2 model and its tokenizer into ``out_dir``.
 
     The directory loads with ``AutoTokenizer.from_pretrained`` and
     ``AutoModelForCausalLM.from_pretrained``. ``seed`` fixes the weights; the
-    tokenizer depends only on the shipped corpus. Returns the directory.
+    tokenizer depends only on the shipped corpus and ``extra_corpus`` texts. Returns the directory.
     """
     import torch
     from transformers import GenerationConfig, Qwen2ForCausalLM
 
     out = Path(out_dir)
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(tuple(extra_corpus))
     config = build_config(size, tokenizer)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -196,6 +206,7 @@ def make_tiny_model(out_dir: str | Path, size: str = "micro", seed: int = 0) -> 
         "seed": seed,
         "parameters": model.num_parameters(),
         "tokenizer_corpus_sha256": hashlib.sha256(read_asset(CORPUS_FILE).encode()).hexdigest(),
+        "extra_corpus_sha256": [hashlib.sha256(t.encode()).hexdigest() for t in extra_corpus],
     }
     (out / "reagent_tiny_model.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return out

@@ -27,10 +27,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval.cli_eval", "run a benchmark: K attempts per question, pass@1 ± se and pass@k (resumable)"),
     "report": ("eval.cli_report", "compare eval result folders: PNG bar chart and a combined Markdown table"),
     "train": ("reagent.cli.train", "train a policy with GRPO, Reagent-R or Reagent-U (--config FILE key=value)"),
-    "judge": ("rrm.cli_judge", "score a trajectory file with a judge model or endpoint (resumable)"),
-    "serve": ("rrm.cli_serve", "serve a local model over an OpenAI-compatible HTTP API, batched"),
-    "train-rrm": ("rrm.cli_train", "fine-tune a judge (Agent-RRM) on teacher-annotated examples"),
-    "eval-rrm": ("rrm.cli_eval", "judge-quality report (format, MAE, AUROC, pairwise) on a labelled file"),
     "env": ("reagent.cli.env", "print versions of the project and its libraries, for bug reports"),
 }
 
