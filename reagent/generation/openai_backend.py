@@ -96,8 +96,12 @@ class OpenAIChatBackend(ChatBackend):
         if not conversations:
             return []
         request = self._request_kwargs(params, tools)
+        # Request i gets seed + i: identical prompts in one batch (a GRPO group) must sample
+        # independently, as on the token backends.
+        requests = [request if "seed" not in request else {**request, "seed": request["seed"] + i}
+                    for i in range(len(conversations))]
         pool = self._executor()
-        return list(pool.map(lambda messages: self._one(messages, request), conversations))
+        return list(pool.map(self._one, conversations, requests))
 
     def _request_kwargs(self, params: SamplingParams, tools: list[dict] | None) -> dict:
         kwargs: dict[str, Any] = {"model": self.model, "temperature": params.temperature,

@@ -23,6 +23,7 @@ class TrainConfig:
     env: str = cfg("toy", help="environment: toy | math | qa")
     env_seed: int = cfg(0, help="seed of the toy task generator")
     benchmark: str | None = cfg(None, help="benchmark for the math/qa environments")
+    train_data: str | None = cfg(None, help="training file in the benchmark's format (math/qa envs)")
     train_tasks: int = cfg(2000, help="number of training tasks drawn from the environment")
     # judge
     judge_model: str | None = cfg(None, help="local judge model directory (reagent-r/u)")

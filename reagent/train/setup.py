@@ -120,3 +120,21 @@ def build_judge(c: TrainConfig):
         judge = LocalJudge(c.judge_model, batch_size=c.judge_batch_size, max_new_tokens=c.judge_max_new_tokens,
                            device=c.device)
     return judge, FailureCounter()
+
+
+def build_env_and_tasks(c: TrainConfig):
+    """The environment and its training tasks. Benchmarks (math, qa) load through the eval
+    harness, which maps each benchmark to its environment, tools and corpus."""
+    if c.env == "toy":
+        from reagent.envs.toy import ToyEnv
+
+        env = ToyEnv(seed=c.env_seed)
+        return env, env.tasks("train", c.train_tasks)
+    if not c.benchmark:
+        raise ValueError(f"env={c.env} trains on a benchmark's tasks: set benchmark=NAME "
+                         "(and train_data=FILE for your own training file of that format)")
+    from eval.harness import setup_benchmark
+
+    setup = setup_benchmark(c.benchmark, data=c.train_data, limit=c.train_tasks, split="train",
+                            env_seed=c.env_seed)
+    return setup.env, setup.tasks

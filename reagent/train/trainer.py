@@ -37,7 +37,6 @@ from tqdm import tqdm
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec, initial_messages
 from reagent.config import config_hash, save_config
 from reagent.critique import revision_messages
-from reagent.envs import make_env
 from reagent.jsonl import write_records
 from reagent.metrics_log import MetricsLogger
 from reagent.records import Trajectory
@@ -46,7 +45,7 @@ from reagent.train.algos import clipped_policy_loss, kl_k3, token_logprobs, toke
 from reagent.train.batch import Batch, assign_rewards, collate, select_and_advantage
 from reagent.train.config import TrainConfig
 from rrm.metrics import pearson
-from reagent.train.setup import build_judge, build_models
+from reagent.train.setup import build_env_and_tasks, build_judge, build_models
 
 
 @contextlib.contextmanager
@@ -65,9 +64,7 @@ class GRPOTrainer:
         self.rank, self.world = m.rank, m.world_size
         self.tokenizer, self.optimizer, self.scheduler, self.backend = m.tokenizer, m.optimizer, m.scheduler, m.backend
         self.log = MetricsLogger(self.out, is_main=self.rank == 0)
-        self.env = make_env(config.env, **({"seed": config.env_seed} if config.env == "toy" else
-                                           {"benchmark": config.benchmark} if config.benchmark else {}))
-        tasks = self.env.tasks("train", config.train_tasks)
+        self.env, tasks = build_env_and_tasks(config)
         self.tasks = tasks[self.rank::self.world]
         self.loop = AgentLoop(self.backend, self.env, AgentConfig(
             max_turns=config.max_turns, max_tokens=config.max_tokens, max_new_tokens=config.max_new_tokens,
