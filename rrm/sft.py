@@ -1,0 +1,429 @@
+"""Supervised fine-tuning of an Agent-RRM judge on teacher-annotated examples.
+
+Variant: plain next-token cross-entropy on the judge's output only. Each
+:class:`~reagent.records.JudgeExample` becomes the chat ``system`` (the one judge
+prompt, :mod:`rrm.prompt`), ``user`` (question + rendered trajectory) and ``assistant``
+(``<think>analysis</think> <critique>...</critique> <score>s</score>``) turns; the loss
+mask is 1 exactly on the assistant turn's tokens (its end-of-turn token included, so
+the judge learns to stop), 0 on the prompt. The loss of a micro-batch is the mean over
+its unmasked tokens; gradient accumulation averages micro-batches.
+
+Optimisation: AdamW, linear warm-up then cosine decay to 0
+(``transformers.get_cosine_schedule_with_warmup``, stepped once per optimizer step),
+gradient clipping at ``max_grad_norm``, bf16 autocast on CUDA only. Everything goes
+through ``accelerate``, so the same script runs on one CPU process or under
+``accelerate launch --config_file configs/accelerate/rrm_zero{2,3}.yaml`` with DeepSpeed
+ZeRO-2/3 on many GPUs.
+
+After every epoch (and once before training) it evaluates on a held-out split --
+``val_data`` or a ``val_fraction`` of the questions, so no question is in both -- and
+logs the validation loss and the judge-quality report of :mod:`rrm.metrics`, computed
+from the model's own greedy verdicts on the split.
+
+Checkpoints (``out/checkpoints/step-N``) hold the accelerate state (model, optimizer,
+RNG) for ``--resume``, the model in Hugging Face format, and ``trainer_state.json``;
+each is written to ``step-N.tmp`` and renamed, with a ``complete`` marker, so a kill
+never leaves a half checkpoint that resume would pick. The final model goes to
+``out/final``. Metrics go to ``out/metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reagent.config import cfg, config_dict, config_hash, save_config
+from reagent.jsonl import load_records
+from reagent.records import JudgeExample
+from rrm.evaluate import LabelledItem, evaluate_judge, labelled_item
+from rrm.prompt import sft_messages
+from rrm.runtime import (
+    MetricsLog,
+    Ranks,
+    generation_model,
+    latest_checkpoint,
+    save_checkpoint,
+    save_model,
+    truncate_metrics,
+)
+
+
+@dataclass
+class TrainRRMConfig:
+    data: str = cfg(None, help="JSONL of judge examples (question, trajectory, analysis, "
+                               "critique, score, outcome) from the annotation step")
+    model: str = cfg(None, help="local model directory to fine-tune")
+    out: str = cfg(None, help="output directory: checkpoints/, final/, metrics.jsonl")
+    val_data: str | None = cfg(None, help="held-out JSONL; default: split val_fraction of data")
+    val_fraction: float = cfg(0.1, help="share of questions held out when val_data is unset")
+    epochs: int = cfg(2, help="passes over the training split")
+    lr: float = cfg(1e-5, help="peak learning rate (AdamW)")
+    weight_decay: float = cfg(0.0, help="AdamW weight decay")
+    warmup_ratio: float = cfg(0.03, help="share of optimizer steps spent warming up linearly")
+    batch_size: int = cfg(4, help="micro-batch size per process (sequences)")
+    grad_accum: int = cfg(8, help="micro-batches per optimizer step; effective batch = "
+                                  "batch_size * grad_accum * processes")
+    max_grad_norm: float = cfg(1.0, help="gradient clipping norm; 0 disables")
+    group_by_length: bool = cfg(True, help="batch examples of similar length (less padding); "
+                                           "off when lengths track the label, as in toy data")
+    max_seq_len: int = cfg(8192, help="tokens; longer examples are dropped (and counted)")
+    max_chars: int = cfg(24000, help="character budget when rendering message trajectories")
+    mixed_precision: str = cfg("auto", help="auto (bf16 on CUDA, none on CPU), bf16, fp16, no")
+    gradient_checkpointing: bool = cfg(False, help="trade compute for activation memory")
+    seed: int = cfg(0, help="seed for the split, shuffling and initialisation")
+    save_every: int = cfg(0, help="also checkpoint every N optimizer steps; 0: per epoch only")
+    keep_checkpoints: int = cfg(2, help="checkpoints kept on disk (oldest removed first)")
+    resume: bool = cfg(False, help="continue from the latest complete checkpoint in out")
+    eval_before: bool = cfg(True, help="evaluate once before training, as the baseline")
+    eval_max_examples: int = cfg(256, help="held-out examples judged by generation per eval")
+    eval_max_new_tokens: int = cfg(1024, help="token limit of the judge's verdict at eval")
+    eval_batch_size: int = cfg(16, help="generation batch size at eval")
+    log_every: int = cfg(10, help="optimizer steps between train metric lines")
+
+    def __post_init__(self):
+        for name in ("data", "model", "out"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} is required (--{name} ...)")
+        if self.val_data is None and not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction={self.val_fraction} must be in (0, 1) when "
+                             "val_data is not given")
+        for name in ("epochs", "batch_size", "grad_accum", "max_seq_len", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.mixed_precision not in ("auto", "bf16", "fp16", "no"):
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}: use auto, bf16, fp16 or no")
+
+
+def run_hash(config: TrainRRMConfig) -> str:
+    """The config hash a checkpoint records; ``resume`` is not part of what was trained."""
+    return config_hash(dataclasses.replace(config, resume=False))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def split_by_question(examples: list[JudgeExample], fraction: float,
+                      seed: int) -> tuple[list[JudgeExample], list[JudgeExample]]:
+    """(train, val) with every question's examples on one side (pairwise accuracy needs
+    both trajectories of a question, and the judge must not have seen the question)."""
+    questions = sorted({e.question for e in examples})
+    random.Random(seed).shuffle(questions)
+    n_val = max(1, round(fraction * len(questions))) if len(questions) > 1 else 0
+    val_q = set(questions[:n_val])
+    return ([e for e in examples if e.question not in val_q],
+            [e for e in examples if e.question in val_q])
+
+
+def encode_examples(tokenizer: Any, examples: list[JudgeExample], max_seq_len: int,
+                    max_chars: int) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """(input_ids, loss_mask) per example and how many were dropped as too long."""
+    from reagent.tokenization import tokenize_trajectory
+
+    out, dropped = [], 0
+    for ex in examples:
+        ids, mask = tokenize_trajectory(tokenizer, sft_messages(ex, max_chars=max_chars))
+        if len(ids) > max_seq_len or not any(mask):
+            dropped += 1
+            continue
+        out.append((list(ids), list(mask)))
+    return out, dropped
+
+
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Shuffled batches of indices; with ``group`` built from length-sorted windows of 50
+    batches so a batch holds similar lengths (less padding). Reshuffled per epoch by
+    ``set_epoch``, deterministically, so a resumed run sees the same order."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, shuffle: bool = True,
+                 group: bool = True):
+        self.lengths, self.batch_size, self.seed, self.shuffle = lengths, batch_size, seed, shuffle
+        self.group = group
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        idx = list(range(len(self.lengths)))
+        rng = random.Random(self.seed * 1000 + self.epoch)
+        if self.shuffle:
+            rng.shuffle(idx)
+        window = self.batch_size * (50 if self.group else 1)
+        batches = []
+        for w in range(0, len(idx), window):
+            chunk = sorted(idx[w:w + window], key=lambda i: self.lengths[i])
+            batches += [chunk[b:b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
+        if self.shuffle:
+            rng.shuffle(batches)
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+
+def collate(pad_id: int):
+    """Right-pad a batch; labels are -100 wherever the loss mask is 0 or padding."""
+    def fn(batch: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        for i, (ids, mask) in enumerate(batch):
+            t = torch.tensor(ids)
+            input_ids[i, :len(ids)] = t
+            attention[i, :len(ids)] = 1
+            labels[i, :len(ids)] = torch.where(torch.tensor(mask, dtype=torch.bool), t, -100)
+        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+    return fn
+
+
+def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(mean loss over target tokens, number of target tokens); logits ``(B, L, V)``,
+    labels ``(B, L)`` with -100 on masked positions; token t predicts label t+1."""
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:]
+    n = int((shift_labels != -100).sum())
+    loss = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
+        ignore_index=-100, reduction="sum")
+    return loss / max(n, 1), n
+
+
+def batch_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Forward + :func:`masked_lm_loss`, computing logits only where the verdict can be.
+
+    The judge prompt (system prompt + trajectory) is most of every sequence, and logits
+    over the whole vocabulary at every prompt position would be most of the memory
+    (8k tokens x 152k vocabulary x 4 bytes = 5 GB a sequence for Qwen). So the model is
+    asked for the last ``keep`` positions only, from the earliest target token in the
+    batch on (``logits_to_keep``; models without it compute all positions).
+    """
+    labels = batch["labels"]
+    width = labels.shape[1]
+    targets = (labels != -100).any(dim=0).nonzero()
+    first = int(targets[0]) if len(targets) else width - 1
+    keep = width - max(first - 1, 0)  # position first-1 predicts the first target token
+    kwargs = {"logits_to_keep": keep} if _takes_logits_to_keep(model) else {}
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
+    logits = out.logits
+    return masked_lm_loss(logits, labels[:, width - logits.shape[1]:])
+
+
+def _takes_logits_to_keep(model: Any) -> bool:
+    import inspect
+
+    inner = getattr(model, "module", model)  # DDP / DeepSpeed engine
+    inner = getattr(inner, "_orig_mod", inner)  # torch.compile
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
+# ------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def validation_loss(ranks: Ranks, model: Any, loader: Any, device: Any) -> float:
+    """Token-mean loss over the whole held-out split, summed across processes."""
+    model.eval()
+    total = torch.zeros(2, device=device, dtype=torch.float64)
+    for batch in loader:
+        loss, n = batch_loss(model, batch)
+        total += torch.tensor([loss.item() * n, n], device=device, dtype=torch.float64)
+    total = ranks.sum(total)
+    model.train()
+    return (total[0] / total[1].clamp(min=1)).item()
+
+
+def judge_quality(accelerator: Any, ranks: Ranks, model: Any, tokenizer: Any,
+                  items: list[LabelledItem], config: TrainRRMConfig) -> dict:
+    """The judge-quality report from the model's greedy verdicts on held-out items.
+
+    Each process judges its share; every process gets the same report.
+    """
+    from reagent.records import Judgment
+    from rrm.evaluate import report
+    from rrm.judge import LocalJudge
+
+    per_rank = math.ceil(len(items) / ranks.world)
+    mine = items[ranks.rank * per_rank:(ranks.rank + 1) * per_rank]
+    pad = per_rank - len(mine)  # same number of generation calls on every rank (ZeRO-3)
+    with generation_model(accelerator, model) as m:
+        judge = LocalJudge(m, tokenizer, batch_size=config.eval_batch_size,
+                           model_name="eval", max_new_tokens=config.eval_max_new_tokens,
+                           retry_max_new_tokens=config.eval_max_new_tokens,
+                           max_chars=config.max_chars)
+        judge.backend.sync_ranks = ranks.world > 1
+        _, judgments = evaluate_judge(judge, mine + items[:1] * pad,
+                                      batch_size=config.eval_batch_size)
+    model.train()
+    gathered = ranks.gather([j.to_dict() for j in judgments[:len(mine)]])
+    return report(items, [Judgment.from_dict(j) for j in gathered])
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train(config: TrainRRMConfig) -> dict:
+    """Run SFT; returns the last evaluation's metrics."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    mp = config.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum, mixed_precision=mp)
+    ranks = Ranks(accelerator)
+    main = ranks.main
+    set_seed(config.seed)
+    out = Path(config.out)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+
+    # data: JudgeExample -> (ids, mask), split by question
+    examples = load_records(config.data, JudgeExample, skip_bad=True)
+    if config.val_data:
+        train_ex, val_ex = examples, load_records(config.val_data, JudgeExample, skip_bad=True)
+    else:
+        train_ex, val_ex = split_by_question(examples, config.val_fraction, config.seed)
+    if not train_ex or not val_ex:
+        raise ValueError(f"need training and held-out examples; got {len(train_ex)} and "
+                         f"{len(val_ex)} (from {config.data})")
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    train_set, dropped = encode_examples(tokenizer, train_ex, config.max_seq_len, config.max_chars)
+    val_set, val_dropped = encode_examples(tokenizer, val_ex, config.max_seq_len, config.max_chars)
+    if not train_set:
+        raise ValueError(f"every training example is longer than max_seq_len={config.max_seq_len}")
+    eval_items = [labelled_item(e) for e in val_ex[:config.eval_max_examples]]
+
+    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    sampler = LengthGroupedBatches([len(x[0]) for x in train_set], config.batch_size, config.seed,
+                                   group=config.group_by_length)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler,
+                                               collate_fn=collate(tokenizer.pad_token_id))
+    val_loader = torch.utils.data.DataLoader(
+        val_set, batch_sampler=LengthGroupedBatches([len(x[0]) for x in val_set],
+                                                    config.batch_size, 0, shuffle=False),
+        collate_fn=collate(tokenizer.pad_token_id))
+    optimizer = base_optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                                   weight_decay=config.weight_decay)
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is not None:  # DeepSpeed cannot read the micro-batch size off a batch sampler
+        ds = plugin.deepspeed_config
+        gas = ds.get("gradient_accumulation_steps")
+        gas = gas if isinstance(gas, int) else config.grad_accum
+        ds.update(gradient_accumulation_steps=gas, train_micro_batch_size_per_gpu=config.batch_size,
+                  train_batch_size=config.batch_size * gas * ranks.world)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(
+        model, optimizer, train_loader, val_loader)
+    grad_accum = accelerator.gradient_accumulation_steps  # a DeepSpeed config may override it
+    if grad_accum != config.grad_accum and main:
+        print(f"train-rrm: gradient accumulation is {grad_accum} (from the DeepSpeed config), "
+              f"not grad_accum={config.grad_accum}; leave it out of the DeepSpeed config")
+    steps_per_epoch = math.ceil(len(train_loader) / grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    # Not prepared: stepped by hand once per optimizer step on every backend.
+    # On the torch optimizer itself: DeepSpeed's ZeRO optimizer reads its param groups' lr.
+    scheduler = get_cosine_schedule_with_warmup(
+        base_optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
+
+    step, epoch, skip = 0, 0, 0
+    if config.resume and (ckpt := latest_checkpoint(out)) is not None:
+        accelerator.load_state(str(ckpt / "state"))
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        step, epoch, skip = state["step"], state["epoch"], state["batches_in_epoch"]
+        scheduler.load_state_dict(state["scheduler"])
+        if main:
+            truncate_metrics(out / "metrics.jsonl", step)
+            changed = state.get("config_hash") not in (None, run_hash(config))
+            print(f"resumed from {ckpt} (step {step}, epoch {epoch}, batch {skip})"
+                  + ("; the config differs from the checkpoint's" if changed else ""))
+
+    bar = tqdm(total=total_steps, initial=step, desc="train-rrm", unit="step", disable=not main)
+    log = MetricsLog(out / "metrics.jsonl", main, bar)
+    if step == 0:
+        log.log({"run/config_hash": config_hash(config), "run/model": config.model,
+                 "run/config": config_dict(config), "data/train": len(train_set),
+                 "data/val": len(val_set), "data/dropped_too_long": dropped + val_dropped,
+                 "data/steps_per_epoch": steps_per_epoch}, step)
+
+    def evaluate(tag: str) -> dict:
+        t0 = time.time()
+        metrics = {"eval/loss": validation_loss(ranks, model, val_loader, accelerator.device)}
+        quality = judge_quality(accelerator, ranks, model, tokenizer, eval_items, config)
+        metrics.update({f"eval/{k}": v for k, v in quality.items()})
+        metrics["eval/when"] = tag
+        metrics["timing_s/eval"] = time.time() - t0
+        log.log(metrics, step)
+        return metrics
+
+    last = evaluate("before") if config.eval_before and step == 0 else {}
+    model.train()
+    while epoch < config.epochs:
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        for obj in (sampler, train_loader, loader):
+            # accelerate's loaders re-set their sampler's epoch from their own counter on
+            # every pass, which is 0 for a loader made on resume: set them all.
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)
+        batch_idx, window, t0 = skip, [], time.time()
+        for batch in loader:
+            with accelerator.accumulate(model):
+                loss, n_tokens = batch_loss(model, batch)
+                accelerator.backward(loss)
+                grad_norm = None
+                if accelerator.sync_gradients and config.max_grad_norm > 0:
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(),
+                                                            config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            batch_idx += 1
+            window.append((loss.item(), n_tokens))
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            if step % config.log_every == 0 or step == total_steps:
+                tokens = sum(n for _, n in window)
+                log.log({"train/loss": sum(l * n for l, n in window) / max(tokens, 1),
+                         "train/lr": scheduler.get_last_lr()[0], "train/epoch": epoch,
+                         "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
+                         "train/target_tokens": tokens,
+                         "timing_s/step": (time.time() - t0) / max(len(window), 1)
+                         * grad_accum}, step)
+                window, t0 = [], time.time()
+            if config.save_every and step % config.save_every == 0:
+                save_checkpoint(accelerator, ranks, model, tokenizer, out, step,
+                                {"step": step, "epoch": epoch, "batches_in_epoch": batch_idx,
+                                 "scheduler": scheduler.state_dict(),
+                                 "config_hash": run_hash(config)}, config.keep_checkpoints)
+        epoch, skip = epoch + 1, 0
+        last = evaluate(f"epoch {epoch}")
+        save_checkpoint(accelerator, ranks, model, tokenizer, out, step,
+                        {"step": step, "epoch": epoch, "batches_in_epoch": 0,
+                         "scheduler": scheduler.state_dict(), "eval": last,
+                         "config_hash": run_hash(config)},
+                        config.keep_checkpoints)
+    save_model(accelerator, ranks, model, tokenizer, out / "final")
+    if main:
+        (out / "final" / "reagent_train_rrm.json").write_text(json.dumps(
+            {"base_model": config.model, "config_hash": config_hash(config), "step": step,
+             "eval": last}, indent=2, default=str))
+    bar.close()
+    accelerator.end_training()
+    return last

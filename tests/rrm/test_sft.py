@@ -1,0 +1,144 @@
+"""Judge SFT on a rule-annotated toy set: loss only on the verdict, and training helps."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from reagent.jsonl import write_records
+from rrm.prompt import format_judgment
+from rrm.sft import (
+    TrainRRMConfig,
+    batch_loss,
+    collate,
+    encode_examples,
+    latest_checkpoint,
+    masked_lm_loss,
+    split_by_question,
+    train,
+)
+
+from .conftest import toy_judge_examples
+
+
+def test_loss_mask_covers_exactly_the_verdict(judge_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(judge_model_dir)
+    [ex] = toy_judge_examples(1)[:1]
+    [(ids, mask)], dropped = encode_examples(tok, [ex], max_seq_len=4096, max_chars=24000)
+    assert dropped == 0
+    target = tok.decode([i for i, m in zip(ids, mask) if m])
+    assert target == format_judgment(ex.analysis, ex.critique, ex.score) + "<|im_end|>"
+    assert "Question:" in tok.decode(ids) and "Question:" not in target
+    assert encode_examples(tok, [ex], max_seq_len=10, max_chars=24000) == ([], 1)
+
+
+def test_masked_loss_hand_checked():
+    # Two positions predict label 1; uniform logits over 4 classes -> loss ln 4 each.
+    logits = torch.zeros(1, 4, 4)
+    labels = torch.tensor([[-100, 1, 1, -100]])
+    loss, n = masked_lm_loss(logits, labels)
+    assert n == 2 and loss.item() == pytest.approx(torch.log(torch.tensor(4.0)).item())
+    batch = collate(0)([([5, 6, 7], [0, 1, 1]), ([5], [0])])
+    assert batch["labels"].tolist() == [[-100, 6, 7], [-100, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_batch_loss_on_kept_logits_equals_full_loss(judge_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(judge_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(judge_model_dir)
+    encoded, _ = encode_examples(tok, toy_judge_examples(2), 4096, 24000)
+    batch = collate(tok.pad_token_id)(encoded)
+    full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    expected, n = masked_lm_loss(full, batch["labels"])
+    got, m = batch_loss(model, batch)
+    assert m == n and got.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_split_keeps_questions_apart():
+    exs = toy_judge_examples(10)
+    train_ex, val_ex = split_by_question(exs, 0.2, seed=0)
+    assert {e.question for e in train_ex}.isdisjoint({e.question for e in val_ex})
+    assert len(val_ex) == 4 and len(train_ex) == 16  # 2 of 10 questions, two examples each
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="data is required"):
+        TrainRRMConfig(model="m", out="o")
+    with pytest.raises(ValueError, match="val_fraction=1.5"):
+        TrainRRMConfig(data="d", model="m", out="o", val_fraction=1.5)
+
+
+@pytest.mark.slow
+def test_sft_lowers_val_loss_and_raises_format_validity(judge_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    data = tmp_path / "judge.jsonl"
+    write_records(data, toy_judge_examples(96, seed=1))
+    out = tmp_path / "run"
+    # High LR on a nano model: the format is learned in ~60 steps. Toy lengths track the
+    # flaw, so length grouping would make batches of one verdict: off here.
+    config = TrainRRMConfig(data=str(data), model=str(judge_model_dir), out=str(out),
+                            val_fraction=0.15, epochs=3, lr=1e-2, warmup_ratio=0.1,
+                            batch_size=8, grad_accum=1, group_by_length=False, log_every=5,
+                            eval_max_examples=16, eval_max_new_tokens=64, eval_batch_size=16,
+                            keep_checkpoints=1)
+    train(config)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/loss" in r]
+    before, after = evals[0], evals[-1]
+    assert before["eval/when"] == "before" and len(evals) == 1 + config.epochs
+    assert any("train/loss" in r for r in rows)
+    print({k: (before[k], after[k]) for k in ("eval/loss", "eval/format_valid_rate",
+                                              "eval/auroc", "eval/score_mae",
+                                              "eval/pairwise_accuracy")})
+    assert after["eval/loss"] < before["eval/loss"]
+    assert after["eval/format_valid_rate"] > before["eval/format_valid_rate"]
+    # every parameter moved, and the final model is a loadable HF directory
+    base = AutoModelForCausalLM.from_pretrained(judge_model_dir)
+    tuned = dict(AutoModelForCausalLM.from_pretrained(out / "final").named_parameters())
+    unchanged = [n for n, p in base.named_parameters() if torch.equal(p, tuned[n])]
+    assert not unchanged, unchanged
+    ckpt = latest_checkpoint(out)
+    assert ckpt is not None and (ckpt / "complete").exists() and (ckpt / "model").is_dir()
+    assert len(list((out / "checkpoints").iterdir())) == 1  # keep_checkpoints=1
+
+
+@pytest.mark.slow
+def test_resume_mid_epoch_reproduces_the_uninterrupted_run(judge_model_dir, tmp_path):
+    data = tmp_path / "judge.jsonl"
+    write_records(data, toy_judge_examples(8, seed=2))  # 12 train examples, 4 held out
+    out = tmp_path / "run"
+    kwargs = {"data": str(data), "model": str(judge_model_dir), "out": str(out),
+              "val_fraction": 0.25, "epochs": 2, "lr": 1e-3, "batch_size": 4, "grad_accum": 2,
+              "save_every": 1, "keep_checkpoints": 100, "eval_before": False,
+              "eval_max_examples": 2, "eval_max_new_tokens": 4, "log_every": 1}
+    train(TrainRRMConfig(**kwargs))
+    reference = _weights(out / "final")
+    logged = (out / "metrics.jsonl").read_text()
+    # Pretend the run was killed after its first optimizer step (mid-epoch: 3 batches of
+    # 4 per epoch, 2 per step) and left a half-written checkpoint behind.
+    ckpts = sorted((out / "checkpoints").iterdir())
+    first = json.loads((ckpts[0] / "trainer_state.json").read_text())
+    assert (first["step"], first["epoch"], first["batches_in_epoch"]) == (1, 0, 2)
+    for c in ckpts[1:]:
+        shutil.rmtree(c)
+    shutil.rmtree(out / "final")
+    (out / "checkpoints" / "step-0000002.tmp").mkdir()
+    train(TrainRRMConfig(**kwargs, resume=True))
+    resumed = _weights(out / "final")
+    for n, p in reference.items():
+        assert torch.allclose(p, resumed[n], atol=1e-6), n
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [json.loads(line)["step"] for line in logged.splitlines()]
+
+
+def _weights(path):
+    from transformers import AutoModelForCausalLM
+
+    return {n: p.detach().clone()
+            for n, p in AutoModelForCausalLM.from_pretrained(path).named_parameters()}
