@@ -65,7 +65,10 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def judge_model_dir(tmp_path_factory):
-    """A randomly initialised nano Qwen2 (~0.3M parameters) with the project's tokenizer."""
+    """A randomly initialised nano Qwen2 (~0.3M parameters) whose tokenizer learned the judge
+    prompt's words as whole tokens (shorter sequences: a faster SFT test)."""
     from reagent.tiny_model import make_tiny_model
+    from rrm.prompt import judge_system_prompt
 
-    return make_tiny_model(tmp_path_factory.mktemp("judge_model"), size="nano", seed=0)
+    return make_tiny_model(tmp_path_factory.mktemp("judge_model"), size="nano", seed=0,
+                           extra_corpus=[judge_system_prompt()])

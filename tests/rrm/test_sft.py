@@ -83,7 +83,7 @@ def test_sft_lowers_val_loss_and_raises_format_validity(judge_model_dir, tmp_pat
     # High LR on a nano model: the format is learned in ~60 steps. Toy lengths track the
     # flaw, so length grouping would make batches of one verdict: off here.
     config = TrainRRMConfig(data=str(data), model=str(judge_model_dir), out=str(out),
-                            val_fraction=0.15, epochs=3, lr=1e-2, warmup_ratio=0.1,
+                            val_fraction=0.15, epochs=4, lr=1e-2, warmup_ratio=0.1,
                             batch_size=8, grad_accum=1, group_by_length=False, log_every=5,
                             eval_max_examples=16, eval_max_new_tokens=64, eval_batch_size=16,
                             keep_checkpoints=1)
