@@ -35,8 +35,8 @@ def _rendered(trajectory: Any, question: str | None, max_chars: int | None) -> s
         if trajectory.lstrip().startswith("Question:") or not question:
             return trajectory
         return f"Question: {question}\n\nTrajectory:\n\n{trajectory}"
-    if isinstance(trajectory, dict) and "messages" in trajectory:
-        trajectory = Trajectory.from_dict(trajectory)
+    if isinstance(trajectory, dict):  # a trajectory record, or any {"messages": [...]}
+        trajectory = trajectory.get("messages", [])
     return render_for_judge(trajectory, question=question, max_chars=max_chars)
 
 

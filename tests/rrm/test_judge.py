@@ -109,3 +109,16 @@ def test_judge_cli_with_a_dead_server_counts_failures(tmp_path, capsys):
     out.unlink()
     assert main(args + ["--on-failure", "stop"]) == 1
     assert main(["judge", "--traces", str(traces), "--out", str(out)]) == 2  # no judge given
+
+
+def test_judge_example_trajectory_forms_render_the_same():
+    from reagent.records import JudgeExample
+    from rrm.prompt import judge_user_message
+
+    msgs = [m.to_dict() for m in TRAJ.messages]
+    as_list = JudgeExample(question=TRAJ.question, trajectory=msgs, score=1.0)
+    as_dict = JudgeExample(question=TRAJ.question, trajectory={"messages": msgs}, score=1.0)
+    text = judge_user_message(TRAJ)
+    assert judge_user_message(as_list) == judge_user_message(as_dict) == text
+    rendered = JudgeExample(question=TRAJ.question, trajectory=text, score=1.0)
+    assert judge_user_message(rendered) == text

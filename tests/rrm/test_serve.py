@@ -123,3 +123,13 @@ def test_http_judge_on_a_dead_server_fails_loudly(tmp_path):
     assert "Connection" in js[0].extra["error"]
     assert judge.stats["failed"] == 2
     judge.close()
+
+
+def test_http_and_local_judges_agree_on_the_same_model(server, judge_model_dir):
+    from rrm.judge import LocalJudge
+
+    trajs = toy_trajectories(2)
+    local = LocalJudge(judge_model_dir, max_new_tokens=10, retry_max_new_tokens=10).score(trajs)
+    remote = HTTPJudge(server.url, max_new_tokens=10, retry_max_new_tokens=10).score(trajs)
+    assert [(j.status, j.extra.get("raw")) for j in local] == [
+        (j.status, j.extra.get("raw")) for j in remote]
