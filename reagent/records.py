@@ -392,12 +392,14 @@ def guess_record_type(d: dict) -> type[Record]:
     """Pick the record type a JSON object most likely is, for `reagent validate`."""
     if not isinstance(d, dict):
         return Trajectory
-    if "messages" in d or "task_id" in d:
+    if "messages" in d:
+        return Trajectory
+    if "trajectory" in d and "question" in d:
+        return JudgeExample
+    if "task_id" in d:
         return Trajectory
     if "steps" in d and "method" in d:
         return StepLabel
-    if "trajectory" in d and "score" in d:
-        return JudgeExample
     if "question" in d:
         return Task
     if "role" in d:

@@ -48,7 +48,7 @@ def test_scripted_agent_solves_and_masks_only_its_tokens(env, tiny_tokenizer):
         for msg in traj.messages:
             if msg.role in ("tool", "user", "system"):
                 assert msg.content not in masked_in or msg.content.isdigit()
-        assert "<tool_response>" not in masked_in and "hidden ledger" not in masked_in
+        assert "<tool_response>" not in masked_in and "Use lookup(account)" not in masked_in
 
 
 def test_stop_reasons_max_turns_and_max_tokens(env, tiny_tokenizer):

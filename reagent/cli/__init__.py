@@ -13,9 +13,11 @@ import sys
 
 # name -> (module, one-line description). Later workflows add a line here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": ("reagent.cli.quickstart", "the whole Reagent loop offline on a CPU: tiny models, SFT, judge, RL, eval"),
     "validate": ("reagent.cli.validate", "check JSONL record files; print FILE:LINE: reason per bad record"),
     "make-tiny-model": ("reagent.cli.make_tiny_model", "build a tiny local Qwen2 model and BPE tokenizer (no network)"),
     "demos": ("reagent.cli.demos", "write rule-based toy demonstrations, correct and deliberately flawed"),
+    "sft": ("reagent.cli.sft", "supervised warm-up of a policy on trajectories (loss on its own tokens)"),
     "rollout": ("reagent.cli.rollout", "run a policy on an environment's tasks and write trajectories (resumable)"),
     "import": ("data_gen.cli_import", "convert openai/sharegpt traces to trajectory JSONL; report unmappable records"),
     "annotate": ("data_gen.cli_annotate", "judge trajectories with a teacher (endpoint or toy rules) into judge JSONL (resumable)"),

@@ -35,11 +35,8 @@ TEMPLATES = {
     "sum3": "What is the total balance of accounts {0}, {1} and {2}?",
     "diff": "How much more money is in account {0} than in account {1}?",
 }
-SYSTEM_PROMPT = (
-    "You answer questions about a hidden ledger. Tools: lookup(account) returns an account's "
-    "balance; calc(expr) evaluates arithmetic. Call tools with <tool_call>. Look up every "
-    "account you need, use calc for arithmetic, and give the final answer as \\boxed{number}."
-)
+# Short on purpose: a tiny policy reads it in every sequence of SFT and RL.
+SYSTEM_PROMPT = "Use lookup(account) for balances and calc(expr) for sums. Answer in \\boxed{}."
 HELD_OUT_FRACTION = 0.2
 
 

@@ -1,0 +1,62 @@
+"""``reagent quickstart --out DIR [--budget smoke|default] [--seeds N]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reagent.config import add_config_args, cfg, load_config
+
+
+@dataclass
+class QuickstartConfig:
+    out: str = cfg("runs/quickstart", help="directory for every stage's outputs and the report")
+    budget: str = cfg("default", help="smoke (~2 min, checks structure) | default (<= 15 min on 2 cores)")
+    seeds: int = cfg(1, help="independent runs (seed 0..N-1); the report gives mean and s.e. over seeds")
+    device: str = cfg("cpu", help="device for every stage: cpu | cuda | auto")
+
+    def __post_init__(self):
+        from reagent.quickstart.budgets import BUDGETS
+
+        if self.budget not in BUDGETS:
+            raise ValueError(f"budget={self.budget!r}: use one of {', '.join(BUDGETS)}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_args(parser, QuickstartConfig)
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from reagent.quickstart.budgets import BUDGETS
+    from reagent.quickstart.pipeline import run_stage, seed_stages, stage_done
+    from reagent.quickstart.report import write_report
+
+    c = load_config(QuickstartConfig, args)
+    root, budget = Path(c.out), BUDGETS[c.budget]
+    plan = [(s, st) for s in range(c.seeds) for st in seed_stages(root, s, budget, c.device)]
+    total = sum(st.estimate_s for _, st in plan)
+    done_by_seed: dict[int, list] = {s: [] for s in range(c.seeds)}
+    start = time.time()
+    # The bar advances by each stage's estimated seconds, so its ETA is the overall one.
+    with tqdm(total=round(total), unit="s", bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]") as bar:
+        for seed, stage in plan:
+            bar.set_description(f"quickstart ({c.budget}) seed {seed}: {stage.name:<22}")
+            done = stage_done(root, seed, stage)
+            if done is None:
+                done = run_stage(root, seed, stage)
+            else:
+                done = {**done, "skipped": True}
+            done_by_seed[seed].append(done)
+            bar.update(round(stage.estimate_s))
+    results = write_report(root, c.seeds, c.budget, budget, done_by_seed)
+    print(f"\nquickstart: done in {time.time() - start:.0f} s; report {root / 'report.md'}", file=sys.stderr)
+    for name, row in results["variants"].items():
+        print(f"  {name:<14} held-out accuracy {row['accuracy']:.3f} ± {row['stderr']:.3f}", file=sys.stderr)
+    return 0

@@ -1,0 +1,46 @@
+"""Sizes and step counts of the quickstart's budgets.
+
+``default`` is sized for at most 15 minutes on 2 CPU cores: a ~1M-parameter policy
+needs a few hundred SFT steps before it reads account names off the question, so SFT
+gets the largest share; the variants then get equal RL steps. ``smoke`` exercises
+every stage in about two minutes and checks structure, not numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Budget:
+    policy_size: str
+    judge_size: str
+    demos: int  # demonstration episodes for SFT
+    sft_steps: int
+    sft_batch: int
+    judge_traces: int  # training tasks rolled out by the SFT policy for judge data
+    judge_n: int  # rollouts per task for judge data
+    judge_epochs: int
+    judge_max_examples: int
+    judge_eval_tasks: int  # held-out tasks for the judge-quality report
+    rl_steps: int
+    prompts_per_step: int
+    group_size: int  # G for grpo and reagent-r; reagent-u uses G/2 initial + G/2 revised
+    eval_tasks: int
+    eval_k: int
+    max_tokens: int = 160
+    max_new_tokens: int = 64
+    max_turns: int = 5
+    judge_tokens: int = 192  # token limit of one judge verdict
+
+
+BUDGETS = {
+    "smoke": Budget(policy_size="nano", judge_size="nano", demos=64, sft_steps=4, sft_batch=16,
+                    judge_traces=8, judge_n=2, judge_epochs=1, judge_max_examples=32, judge_eval_tasks=4,
+                    rl_steps=2, prompts_per_step=2, group_size=2, eval_tasks=4, eval_k=2,
+                    max_tokens=48, max_new_tokens=24, max_turns=3, judge_tokens=32),
+    "default": Budget(policy_size="micro", judge_size="micro", demos=3000, sft_steps=600, sft_batch=64,
+                      judge_traces=160, judge_n=4, judge_epochs=2, judge_max_examples=640,
+                      judge_eval_tasks=48, rl_steps=30, prompts_per_step=8, group_size=8,
+                      eval_tasks=100, eval_k=4),
+}

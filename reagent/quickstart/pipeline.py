@@ -1,0 +1,192 @@
+"""The quickstart's stages: each one a call of a public ``reagent`` command.
+
+Every stage runs ``python -m reagent <command> ...`` in a subprocess, logs to
+``DIR/seedS/logs/<stage>.log`` and, on success, writes ``DIR/seedS/stages/<stage>.json``
+(command, seconds). A re-run skips stages with a marker, so an interrupted quickstart
+picks up where it stopped; the commands themselves resume too.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reagent.quickstart.budgets import Budget
+
+VARIANTS = ("grpo", "reagent-r", "reagent-u")
+
+
+@dataclass
+class Stage:
+    name: str
+    args: list[str]
+    estimate_s: float  # for the overall ETA
+
+    @property
+    def command(self) -> str:
+        return "reagent " + shlex.join(self.args)
+
+
+def _repo_file(*parts: str) -> Path | None:
+    """A file shipped beside the package in a source checkout (configs/), if present."""
+    import reagent
+
+    path = Path(reagent.__file__).resolve().parents[1].joinpath(*parts)
+    return path if path.exists() else None
+
+
+def _package_file(module: str, *parts: str) -> str:
+    import importlib
+
+    return str(Path(importlib.import_module(module).__file__).parent.joinpath(*parts))
+
+
+def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[Stage]:
+    """Every stage of one seed's run, in order."""
+    s = root / f"seed{seed}"
+    p, d = str(s / "models" / "policy0"), s / "data"
+    sft, judge = str(s / "sft" / "final"), str(s / "judge" / "final")
+    loop = ["--max-turns", str(b.max_turns), "--max-tokens", str(b.max_tokens),
+            "--max-new-tokens", str(b.max_new_tokens), "--device", device]
+    toy_seed = ["--env-seed", str(seed)]
+    scale = b.sft_steps / 600
+    stages = [
+        Stage("make-policy", ["make-tiny-model", "--out", p, "--size", b.policy_size, "--seed", str(seed),
+                              "--extra-corpus", _package_file("reagent.envs", "toy.py")], 5),
+        Stage("make-judge", ["make-tiny-model", "--out", str(s / "models" / "judge0"), "--size", b.judge_size,
+                             "--seed", str(seed + 100), "--extra-corpus",
+                             _package_file("rrm", "prompts", "judge_system.txt"),
+                             _package_file("reagent.envs", "toy_checker.py")], 5),
+        Stage("demos", ["demos", "--out", str(d / "demos.jsonl"), "--limit", str(b.demos), "--seed", str(seed),
+                        *toy_seed], 3),
+        Stage("sft", ["sft", "--data", str(d / "demos.jsonl"), "--model", p, "--out", str(s / "sft"),
+                      "--max-steps", str(b.sft_steps), "--batch-size", str(b.sft_batch), "--seed", str(seed),
+                      "--eval-every", str(max(b.sft_steps // 4, 1))], 10 + 170 * scale),
+        Stage("judge-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "train",
+                               "--limit", str(b.judge_traces), "--n", str(b.judge_n), "--seed", str(seed),
+                               "--out", str(d / "policy_traces.jsonl"), *toy_seed, *loop], 25 * scale + 5),
+        Stage("annotate-traces", ["annotate", "--traces", str(d / "policy_traces.jsonl"), "--teacher", "rules",
+                                  "--out", str(d / "annotations.jsonl"), "--no-progress", *toy_seed], 4),
+        Stage("annotate-demos", ["annotate", "--traces", str(d / "demos.jsonl"), "--teacher", "rules",
+                                 "--limit", str(b.judge_max_examples // 2), "--out", str(d / "demo_annotations.jsonl"),
+                                 "--no-progress", *toy_seed], 4),
+        Stage("judge-dataset", ["build-dataset", "--judgments", str(d / "annotations.jsonl"),
+                                str(d / "demo_annotations.jsonl"), "--out-dir", str(d / "judge"),
+                                "--no-save-hf", "--seed", str(seed)], 4),
+        Stage("train-judge", ["train-rrm", "--data", str(d / "judge" / "train.jsonl"), "--val-data",
+                              str(d / "judge" / "validation.jsonl"), "--model", str(s / "models" / "judge0"),
+                              "--out", str(s / "judge"), "--epochs", str(b.judge_epochs), "--lr", "3e-3",
+                              "--batch-size", "16", "--grad-accum", "1", "--seed", str(seed),
+                              "--eval-max-examples", str(b.judge_eval_tasks), "--eval-max-new-tokens", str(b.judge_tokens),
+                              "--no-eval-before"], 20 + 200 * scale),
+        Stage("heldout-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "heldout",
+                                 "--limit", str(b.judge_eval_tasks), "--n", "2", "--seed", str(seed + 1),
+                                 "--out", str(d / "heldout_traces.jsonl"), *toy_seed, *loop], 8),
+        Stage("annotate-heldout", ["annotate", "--traces", str(d / "heldout_traces.jsonl"), "--teacher", "rules",
+                                   "--out", str(d / "heldout_annotations.jsonl"), "--no-progress",
+                                   *toy_seed], 4),
+        Stage("judge-quality", ["eval-rrm", "--model", judge, "--data", str(d / "heldout_annotations.jsonl"),
+                                "--out", str(s / "eval" / "judge_quality.json"), "--max-new-tokens", str(b.judge_tokens),
+                                "--device", device], 10 + 30 * scale),
+    ]
+    for v in VARIANTS:
+        stages.append(Stage(f"rl-{v}", _train_args(s, v, seed, b, sft, judge, device),
+                            {"grpo": 60, "reagent-r": 120, "reagent-u": 150}[v] * scale + 10))
+    stages += _eval_stages(s, seed, b, sft, judge, device)
+    return stages
+
+
+def _train_args(s: Path, variant: str, seed: int, b: Budget, sft: str, judge: str, device: str) -> list[str]:
+    """Same steps, prompts and trajectories per step for every variant: reagent-u samples
+    G/2 initial rollouts and revises each once, so it too trains on G per prompt."""
+    config = _repo_file("configs", f"toy_{variant.replace('-', '_')}.yaml")
+    group = b.group_size // 2 if variant == "reagent-u" else b.group_size
+    args = ["train"] + (["--config", str(config)] if config else [])
+    args += [f"variant={variant}", f"model={sft}", f"output_dir={s / 'rl' / variant}", f"seed={seed}",
+             f"env_seed={seed}", f"max_steps={b.rl_steps}", f"save_every={max(b.rl_steps // 2, 1)}",
+             "keep_checkpoints=0", f"prompts_per_step={b.prompts_per_step}", f"group_size={max(group, 2)}",
+             f"max_turns={b.max_turns}", f"max_tokens={b.max_tokens}", f"max_new_tokens={b.max_new_tokens}",
+             "lr=5e-4", f"device={device}", "create_missing_model=false"]
+    if variant != "grpo":
+        args += [f"judge_model={judge}", f"judge_max_new_tokens={b.judge_tokens}"]
+    return args
+
+
+def _eval_args(s: Path, name: str, model: str, seed: int, b: Budget, device: str, limit: int,
+               k: int) -> list[str]:
+    return ["eval", "--benchmark", "toy", "--split", "heldout", "--env-seed", str(seed), "--limit", str(limit),
+            "--model", model, "--k", str(k), "--out", str(s / "eval" / name), "--seed", str(seed + 7),
+            "--temperature", "1.0", "--top-p", "1.0", "--max-turns", str(b.max_turns),
+            "--max-tokens", str(b.max_tokens), "--max-new-tokens", str(b.max_new_tokens), "--device", device]
+
+
+def _eval_stages(s: Path, seed: int, b: Budget, sft: str, judge: str, device: str) -> list[Stage]:
+    half = max(b.rl_steps // 2, 1)
+    stages = [Stage("eval-sft", _eval_args(s, "sft", sft, seed, b, device, b.eval_tasks, b.eval_k), 20)]
+    for v in VARIANTS:
+        ckpt = s / "rl" / v / "checkpoints"
+        if half < b.rl_steps:
+            mid = str(ckpt / f"step-{half:06d}" / "model")
+            stages.append(Stage(f"eval-{v}-step{half}", _eval_args(s, f"{v}-step{half}", mid, seed, b, device,
+                                                                   b.eval_tasks, b.eval_k), 20))
+        final = str(ckpt / f"step-{b.rl_steps:06d}" / "model")
+        stages.append(Stage(f"eval-{v}", _eval_args(s, v, final, seed, b, device, b.eval_tasks, b.eval_k), 20))
+    for name, model in (("sft", sft), ("grpo", str(s / "rl" / "grpo" / "checkpoints" / f"step-{b.rl_steps:06d}"
+                                                   / "model"))):
+        args = _eval_args(s, f"{name}-critique", model, seed, b, device, b.eval_tasks, b.eval_k)
+        stages.append(Stage(f"eval-{name}-critique", args + ["--critique", "--judge-model", judge,
+                                                             "--judge-max-new-tokens", str(b.judge_tokens)], 60))
+    for name in ("sft", *VARIANTS):
+        stages.append(Stage(f"score-{name}", ["judge", "--model", judge, "--traces",
+                                              str(s / "eval" / name / "trajectories.jsonl"),
+                                              "--out", str(s / "eval" / name / "judged.jsonl"),
+                                              "--max-new-tokens", str(b.judge_tokens), "--device", device], 25))
+    return stages
+
+
+def stage_done(root: Path, seed: int, stage: Stage) -> dict | None:
+    marker = root / f"seed{seed}" / "stages" / f"{stage.name}.json"
+    return json.loads(marker.read_text()) if marker.exists() else None
+
+
+def run_stage(root: Path, seed: int, stage: Stage) -> dict:
+    """Run one stage's command; raise with the log's tail when it fails."""
+    s = root / f"seed{seed}"
+    (s / "logs").mkdir(parents=True, exist_ok=True)
+    (s / "stages").mkdir(parents=True, exist_ok=True)
+    if stage.name.startswith("score-"):  # the judge reads the eval attempts as a trajectory file
+        export_trajectories(s / "eval" / stage.name[len("score-"):])
+    log = s / "logs" / f"{stage.name}.log"
+    start = time.time()
+    with open(log, "w") as fh:
+        fh.write(f"$ {stage.command}\n")
+        fh.flush()
+        proc = subprocess.run([sys.executable, "-m", "reagent", *stage.args], stdout=fh, stderr=subprocess.STDOUT)
+    seconds = time.time() - start
+    if proc.returncode != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-25:])
+        raise RuntimeError(f"stage {stage.name} failed (exit {proc.returncode}); see {log}:\n{tail}")
+    done = {"stage": stage.name, "command": stage.command, "seconds": round(seconds, 2),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (s / "stages" / f"{stage.name}.json").write_text(json.dumps(done, indent=2))
+    return done
+
+
+def export_trajectories(eval_dir: Path) -> Path:
+    """The final trajectory of every eval attempt, as a trajectory file a judge can score."""
+    out = eval_dir / "trajectories.jsonl"
+    with open(eval_dir / "records.jsonl") as src, open(out, "w") as dst:
+        for line in src:
+            if line.strip():
+                rec = json.loads(line)
+                traj = dict(rec["trajectory"])
+                traj.setdefault("id", rec["id"])
+                traj.setdefault("task_id", rec["task_id"])
+                traj.setdefault("messages", [])
+                dst.write(json.dumps(traj) + "\n")
+    return out

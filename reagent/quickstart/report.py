@@ -1,0 +1,185 @@
+"""The quickstart's report: every number is recomputed from the files the stages saved.
+
+Accuracy is pass@1 over the k sampled attempts per held-out question (eval
+``records.jsonl``), with the standard error over questions (one seed) or over seeds
+(several). Mean judge score comes from the trained judge's verdicts on those same
+held-out trajectories; tool calls are counted in them; wall time is the stage's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from reagent.quickstart.pipeline import VARIANTS
+
+ROWS = ("sft", *VARIANTS, "sft-critique", "grpo-critique")
+
+
+def _lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def accuracy(records: list[dict]) -> tuple[float, float]:
+    """pass@1 (mean over questions of the share of correct attempts) and its s.e. over questions."""
+    from eval.report import compute_metrics
+
+    m = compute_metrics(records)["overall"]
+    return m["pass@1"], m["pass@1_stderr_questions"]
+
+
+def _tool_calls(records: list[dict]) -> float:
+    counts = [sum(len(m.get("tool_calls") or []) for m in r["trajectory"]["messages"] if m["role"] == "assistant")
+              for r in records]
+    return sum(counts) / len(counts) if counts else float("nan")
+
+
+def _judge_mean(path: Path) -> float:
+    scores = [r["judge"]["score"] for r in _lines(path) if (r.get("judge") or {}).get("score") is not None]
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+def _seconds(seed_dir: Path, stage: str) -> float:
+    marker = seed_dir / "stages" / f"{stage}.json"
+    return json.loads(marker.read_text())["seconds"] if marker.exists() else float("nan")
+
+
+def seed_results(seed_dir: Path) -> dict:
+    rows = {}
+    for name in ROWS:
+        records = _lines(seed_dir / "eval" / name / "records.jsonl")
+        if not records:
+            continue
+        acc, se = accuracy(records)
+        stage = {"sft": "sft", "sft-critique": "eval-sft-critique", "grpo-critique": "eval-grpo-critique"}.get(
+            name, f"rl-{name}")
+        rows[name] = {"accuracy": acc, "stderr": se, "questions": len({r["task_id"] for r in records}),
+                      "attempts": len(records), "judge_mean": _judge_mean(seed_dir / "eval" / name / "judged.jsonl"),
+                      "tool_calls": _tool_calls(records), "wall_s": _seconds(seed_dir, stage)}
+    quality = seed_dir / "eval" / "judge_quality.json"
+    return {"variants": rows, "judge_quality": json.loads(quality.read_text()) if quality.exists() else {}}
+
+
+def combine(per_seed: list[dict]) -> dict:
+    """Mean over seeds; s.e. over seeds when there are several, else the per-question s.e."""
+    out = {}
+    for name in ROWS:
+        vals = [s["variants"][name] for s in per_seed if name in s["variants"]]
+        if not vals:
+            continue
+        row = {k: _mean([v[k] for v in vals]) for k in ("accuracy", "judge_mean", "tool_calls", "wall_s")}
+        accs = [v["accuracy"] for v in vals]
+        row["stderr"] = (_std(accs) / math.sqrt(len(accs))) if len(accs) > 1 else vals[0]["stderr"]
+        row["seeds"] = len(vals)
+        out[name] = row
+    return out
+
+
+def _mean(xs: list[float]) -> float:
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def _std(xs: list[float]) -> float:
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def write_report(root: Path, seeds: int, budget_name: str, budget, stages: dict[int, list]) -> dict:
+    per_seed = [seed_results(root / f"seed{s}") for s in range(seeds)]
+    table = combine(per_seed)
+    quality = [s["judge_quality"] for s in per_seed]
+    results = {"budget": budget_name, "budget_values": vars(budget), "seeds": seeds, "variants": table,
+               "per_seed": per_seed}
+    (root / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    plot_curves(root, seeds, budget)
+    (root / "report.md").write_text(_markdown(root, seeds, budget_name, budget, table, quality, stages))
+    return results
+
+
+def _budget_line(name: str, b) -> str:
+    if name == "sft":
+        return f"{b.sft_steps} SFT steps x {b.sft_batch} demos"
+    if name in VARIANTS:
+        g = b.group_size // 2 if name == "reagent-u" else b.group_size
+        per_step = b.prompts_per_step * b.group_size
+        how = f"{b.prompts_per_step} prompts x ({g} initial + {g} revised)" if name == "reagent-u" else \
+            f"{b.prompts_per_step} prompts x {g}"
+        return f"{b.rl_steps} steps x {per_step} trajectories ({how})"
+    return "inference: answer, critique, revise"
+
+
+def _markdown(root: Path, seeds: int, budget_name: str, b, table: dict, quality: list[dict],
+              stages: dict[int, list]) -> str:
+    se_note = "s.e. over seeds" if seeds > 1 else "s.e. over questions"
+    lines = [f"# reagent quickstart ({budget_name} budget, {seeds} seed{'s' if seeds > 1 else ''})", "",
+             f"Held-out toy tasks: {b.eval_tasks} questions x {b.eval_k} sampled attempts (temperature 1). "
+             f"Accuracy = pass@1 ({se_note}). Numbers are computed from `seed*/eval/*/records.jsonl`.", "",
+             "| variant | held-out accuracy ± s.e. | mean judge score | mean tool calls | wall time (s) | budget |",
+             "|---|---|---|---|---|---|"]
+    for name, row in table.items():
+        lines.append(f"| {name} | {_fmt(row['accuracy'])} ± {_fmt(row['stderr'])} | {_fmt(row['judge_mean'])} | "
+                     f"{_fmt(row['tool_calls'], 2)} | {_fmt(row['wall_s'], 1)} | {_budget_line(name, b)} |")
+    lines += ["", "## Judge quality (held-out trajectories of the SFT policy, rule-based teacher labels)", "",
+              "| seed | format-valid rate | AUROC vs outcome | Pearson vs teacher | MAE vs teacher | pairwise acc. |",
+              "|---|---|---|---|---|---|"]
+    for s, q in enumerate(quality):
+        lines.append(f"| {s} | {_fmt(q.get('format_valid_rate'))} | {_fmt(q.get('auroc'))} | "
+                     f"{_fmt(q.get('score_pearson'))} | {_fmt(q.get('score_mae'))} | "
+                     f"{_fmt(q.get('pairwise_accuracy'))} |")
+    lines += ["", "![curves](curves.png)", "", "## Commands (every stage, in order)", ""]
+    for s, done in stages.items():
+        lines.append(f"### seed {s}")
+        lines += [f"- `{d['command']}` ({d['seconds']:.1f} s)" for d in done]
+        lines.append("")
+    lines += ["## Training configs", ""]
+    for v in VARIANTS:
+        cfg = root / "seed0" / "rl" / v / "config.yaml"
+        if cfg.exists():
+            lines += [f"### {v}", "```yaml", cfg.read_text().strip(), "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(root: Path, seeds: int, b) -> Path:
+    """Training reward and held-out accuracy against step, one line per variant (seed 0..N mean)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_r, ax_a) = plt.subplots(1, 2, figsize=(11, 4))
+    half = max(b.rl_steps // 2, 1)
+    for v in VARIANTS:
+        rewards: dict[int, list[float]] = {}
+        accs: dict[int, list[float]] = {}
+        for s in range(seeds):
+            sd = root / f"seed{s}"
+            for m in _lines(sd / "rl" / v / "metrics.jsonl"):
+                rewards.setdefault(m["step"], []).append(m.get("reward/total_mean"))
+            for step, name in ((0, "sft"), (half, f"{v}-step{half}"), (b.rl_steps, v)):
+                recs = _lines(sd / "eval" / name / "records.jsonl")
+                if recs:
+                    accs.setdefault(step, []).append(accuracy(recs)[0])
+        if rewards:
+            steps = sorted(rewards)
+            ax_r.plot(steps, [_mean(rewards[k]) for k in steps], label=v)
+        if accs:
+            steps = sorted(accs)
+            ax_a.plot(steps, [_mean(accs[k]) for k in steps], marker="o", label=v)
+    ax_r.set(title="training reward (outcome + lambda * judge)", xlabel="step", ylabel="mean reward")
+    ax_a.set(title="held-out accuracy (pass@1)", xlabel="step", ylabel="accuracy", ylim=(0, 1))
+    for ax in (ax_r, ax_a):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out = root / "curves.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
