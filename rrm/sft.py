@@ -20,11 +20,13 @@ After every epoch (and once before training) it evaluates on a held-out split --
 logs the validation loss and the judge-quality report of :mod:`rrm.metrics`, computed
 from the model's own greedy verdicts on the split.
 
-Checkpoints (``out/checkpoints/step-N``) hold the accelerate state (model, optimizer,
-RNG) for ``--resume``, the model in Hugging Face format, and ``trainer_state.json``;
-each is written to ``step-N.tmp`` and renamed, with a ``complete`` marker, so a kill
-never leaves a half checkpoint that resume would pick. The final model goes to
-``out/final``. Metrics go to ``out/metrics.jsonl``.
+Checkpoints (``out/checkpoints/step-N``, see :mod:`rrm.runtime`) hold the accelerate
+state (model, optimizer, RNG) for ``--resume``, the model in Hugging Face format, and
+``trainer_state.json``; each is written to ``step-N.tmp`` and renamed, with a
+``complete`` marker, so a kill never leaves a half checkpoint that resume would pick.
+A resumed run replays the same batch order from the same position, so it ends where
+an uninterrupted run ends. The final model goes to ``out/final``, metrics (``train/``,
+``eval/``, ``timing_s/``) to ``out/metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -399,8 +401,12 @@ def train(config: TrainRRMConfig) -> dict:
             step += 1
             bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
-                tokens = sum(n for _, n in window)
-                log.log({"train/loss": sum(l * n for l, n in window) / max(tokens, 1),
+                # token-weighted over the window and over every process
+                sums = ranks.sum(torch.tensor([sum(l * n for l, n in window),
+                                               sum(n for _, n in window)],
+                                              dtype=torch.float64, device=accelerator.device))
+                tokens = int(sums[1].item())
+                log.log({"train/loss": sums[0].item() / max(tokens, 1),
                          "train/lr": scheduler.get_last_lr()[0], "train/epoch": epoch,
                          "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
                          "train/target_tokens": tokens,
