@@ -18,8 +18,7 @@ def call(name, **args):
 
 def solver(text, turn):
     """Looks up the asked accounts, adds them with calc, answers: a correct agent."""
-    asked = re.findall(r"account[s]? ([A-Z])|, ([A-Z])|and ([A-Z])|account ([A-Z])", text.split("<|im_start|>user")[1])
-    names = [next(x for x in m if x) for m in asked]
+    names = re.findall(r'"([A-Z])"', text.split("<|im_start|>user")[1].split("<|im_end|>")[0])
     results = re.findall(r"<tool_response>\n(-?\d+)\n</tool_response>", text)
     if turn == 0:
         return "\n".join(call("lookup", account=n) for n in names)

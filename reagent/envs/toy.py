@@ -29,11 +29,13 @@ from reagent.records import Task, Trajectory
 
 ACCOUNTS = list("ABCDEFGHJKLMNPQR")
 KINDS = ("single", "sum2", "sum3", "diff")
+# Account names are quoted so they are the same token here as inside the tool call's JSON
+# ("R" in both); a tiny model then only has to copy a token, not learn that " R" means "R".
 TEMPLATES = {
-    "single": "What is the balance of account {0}?",
-    "sum2": "What is the total balance of accounts {0} and {1}?",
-    "sum3": "What is the total balance of accounts {0}, {1} and {2}?",
-    "diff": "How much more money is in account {0} than in account {1}?",
+    "single": 'What is the balance of account "{0}"?',
+    "sum2": 'What is the total balance of accounts "{0}" and "{1}"?',
+    "sum3": 'What is the total balance of accounts "{0}", "{1}" and "{2}"?',
+    "diff": 'How much more money is in account "{0}" than in account "{1}"?',
 }
 # Short on purpose: a tiny policy reads it in every sequence of SFT and RL.
 SYSTEM_PROMPT = "Use lookup(account) for balances and calc(expr) for sums. Answer in \\boxed{}."

@@ -43,6 +43,7 @@ class SFTConfig:
     lr: float = cfg(3e-3, help="peak learning rate (AdamW); tiny models from scratch like it high")
     weight_decay: float = cfg(0.0, help="AdamW weight decay")
     warmup_ratio: float = cfg(0.05, help="share of steps of linear warm-up")
+    schedule: str = cfg("cosine", help="cosine (decay to 0) | constant after warm-up")
     max_grad_norm: float = cfg(1.0, help="gradient clipping")
     max_seq_len: int = cfg(1024, help="longer trajectories are dropped (counted)")
     eval_every: int = cfg(100, help="validation loss every N steps (and at the end)")
@@ -52,6 +53,8 @@ class SFTConfig:
     resume: bool = cfg(False, help="continue from the last complete checkpoint in out")
 
     def __post_init__(self):
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule={self.schedule!r}: use cosine or constant")
         missing = [k for k in ("data", "model", "out") if not getattr(self, k)]
         if missing:
             raise ValueError(f"sft needs {', '.join('--' + k for k in missing)}")
@@ -120,7 +123,12 @@ def train(c: SFTConfig) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+    )
 
     cuda = torch.cuda.is_available()
     acc = Accelerator(gradient_accumulation_steps=c.grad_accum, mixed_precision="bf16" if cuda else "no")
@@ -141,7 +149,9 @@ def train(c: SFTConfig) -> dict:
     model = AutoModelForCausalLM.from_pretrained(c.model, dtype=torch.float32)
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(c.warmup_ratio * c.max_steps), c.max_steps)
+    warmup = math.ceil(c.warmup_ratio * c.max_steps)
+    scheduler = (get_cosine_schedule_with_warmup(optimizer, warmup, c.max_steps) if c.schedule == "cosine"
+                 else get_constant_schedule_with_warmup(optimizer, warmup))
     val_loader = [{k: v.to(acc.device) for k, v in collate(tokenizer.pad_token_id)(val_set[i:i + c.batch_size]).items()}
                   for i in range(0, len(val_set), c.batch_size)]
     step, epoch = 0, 0
