@@ -32,6 +32,7 @@ class Budget:
     max_new_tokens: int = 64
     max_turns: int = 5
     judge_tokens: int = 192  # token limit of one judge verdict
+    flaw_rate: float = 0.2  # share of demonstrations with one deliberate flaw
 
 
 BUDGETS = {
@@ -39,8 +40,8 @@ BUDGETS = {
                     judge_traces=8, judge_n=2, judge_epochs=1, judge_max_examples=32, judge_eval_tasks=4,
                     rl_steps=2, prompts_per_step=2, group_size=2, eval_tasks=4, eval_k=2,
                     max_tokens=48, max_new_tokens=24, max_turns=3, judge_tokens=32),
-    "default": Budget(policy_size="micro", judge_size="micro", demos=3000, sft_steps=600, sft_batch=64,
+    "default": Budget(policy_size="micro", judge_size="micro", demos=3000, sft_steps=800, sft_batch=64,
                       judge_traces=160, judge_n=4, judge_epochs=2, judge_max_examples=640,
-                      judge_eval_tasks=48, rl_steps=30, prompts_per_step=8, group_size=8,
-                      eval_tasks=100, eval_k=4),
+                      judge_eval_tasks=48, rl_steps=20, prompts_per_step=8, group_size=8,
+                      eval_tasks=100, eval_k=2, judge_tokens=160),
 }
