@@ -402,7 +402,7 @@ def train(config: TrainRRMConfig) -> dict:
             bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
                 # token-weighted over the window and over every process
-                sums = ranks.sum(torch.tensor([sum(l * n for l, n in window),
+                sums = ranks.sum(torch.tensor([sum(loss * n for loss, n in window),
                                                sum(n for _, n in window)],
                                               dtype=torch.float64, device=accelerator.device))
                 tokens = int(sums[1].item())
