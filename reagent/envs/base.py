@@ -6,29 +6,14 @@ rollouts and benchmarks all run through the same code whatever the task family.
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 from reagent.records import Task, Trajectory
+from reagent.rewards.math import extract_boxed
 from reagent.tools.base import Tool
 
-_BOXED = re.compile(r"\\boxed\s*\{")
-
-
-def last_boxed(text: str | None) -> str | None:
-    """Content of the last ``\\boxed{...}`` (balanced braces) after any ``</think>``; None if absent."""
-    if not text:
-        return None
-    text = text.rsplit("</think>", 1)[-1]
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    for start in reversed(starts):
-        depth, i = 1, start
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[start:i - 1].strip()
-    return None
+# One boxed-answer extractor for the whole project (last \boxed{}, reasoning blocks skipped).
+last_boxed = extract_boxed
 
 
 class Environment(Protocol):
