@@ -63,7 +63,10 @@ class EpisodeSpec:
 
 
 def initial_messages(env: Environment, task: Task) -> list[Message]:
-    return [Message(role="system", content=env.system_prompt(task)), Message(role="user", content=task.question)]
+    """The system turn (omitted when the environment has none), then the question."""
+    system = env.system_prompt(task)
+    head = [Message(role="system", content=system)] if system else []
+    return head + [Message(role="user", content=task.question)]
 
 
 class _Episode:

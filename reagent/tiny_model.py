@@ -65,9 +65,14 @@ SIZES: dict[str, dict] = {
         "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "intermediate_size": 128,
     },
-    "micro": {  # ~0.9M parameters: learns the toy ledger task from scratch (DESIGN.md)
-        "hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "intermediate_size": 256,
+    # ~0.8M parameters: learns the toy ledger task from scratch. Two layers of eight
+    # 16-dim heads, not four of four: the task is copying (account names from the
+    # question, balances from tool results), and on the toy demos this shape learned to
+    # copy digits in ~500 SFT steps at lr 5e-3 where the 4-layer one had not at 800,
+    # at 60% of the step time.
+    "micro": {
+        "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 8,
+        "num_key_value_heads": 8, "intermediate_size": 256,
     },
     "small": {  # ~5M parameters
         "hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 8,

@@ -37,8 +37,10 @@ TEMPLATES = {
     "sum3": 'What is the total balance of accounts "{0}", "{1}" and "{2}"?',
     "diff": 'How much more money is in account "{0}" than in account "{1}"?',
 }
-# Short on purpose: a tiny policy reads it in every sequence of SFT and RL.
-SYSTEM_PROMPT = "Use lookup(account) for balances and calc(expr) for sums. Answer in \\boxed{}."
+# For a policy that can read instructions. The default ToyEnv sends no system turn: a
+# tiny policy learns the protocol from the demonstrations, and these 25 tokens in every
+# sequence made SFT 20% slower and delayed the step at which it learns to copy values.
+INSTRUCTIONS = "Use lookup(account) for balances and calc(expr) for sums. Answer in \\boxed{}."
 HELD_OUT_FRACTION = 0.2
 
 
@@ -138,6 +140,7 @@ class ToyEnv:
     seed: int = 0
     name: str = "toy"
     tool_schemas_in_prompt: bool = False
+    instructions: str = ""  # system turn; "" sends none (see INSTRUCTIONS)
 
     def tasks(self, split: str, limit: int | None = None) -> list[Task]:
         if split not in ("train", "heldout"):
@@ -147,7 +150,7 @@ class ToyEnv:
         return [make_task(rng, i, split) for i in range(n)]
 
     def system_prompt(self, task: Task) -> str:
-        return SYSTEM_PROMPT
+        return self.instructions
 
     def tools_for(self, task: Task) -> dict:
         return {"lookup": LookupTool(task.meta["ledger"]), "calc": CalcTool()}

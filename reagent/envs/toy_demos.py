@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 
+from reagent.agent import initial_messages
 from reagent.envs.toy import ACCOUNTS, ToyEnv
 from reagent.records import Message, Task, ToolCall, Trajectory
 from reagent.tools.base import run_tool_call
@@ -34,8 +35,7 @@ class _Episode:
     def __init__(self, env: ToyEnv, task: Task):
         self.env, self.task = env, task
         self.tools = env.tools_for(task)
-        self.messages = [Message(role="system", content=env.system_prompt(task)),
-                         Message(role="user", content=task.question)]
+        self.messages = initial_messages(env, task)
         self.n_calls = 0
 
     def call(self, *calls: tuple[str, dict]) -> list[str]:

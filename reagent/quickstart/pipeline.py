@@ -54,7 +54,8 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
     loop = ["--max-turns", str(b.max_turns), "--max-tokens", str(b.max_tokens),
             "--max-new-tokens", str(b.max_new_tokens), "--device", device]
     toy_seed = ["--env-seed", str(seed)]
-    scale = b.sft_steps / 600
+    # ETA guesses (seconds) from the default budget on a 2-core machine, scaled by size.
+    ep = b.judge_max_examples / 640
     stages = [
         Stage("make-policy", ["make-tiny-model", "--out", p, "--size", b.policy_size, "--seed", str(seed),
                               "--extra-corpus", _package_file("reagent.envs", "toy.py")], 5),
@@ -65,11 +66,12 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
         Stage("demos", ["demos", "--out", str(d / "demos.jsonl"), "--limit", str(b.demos), "--seed", str(seed),
                         "--flaw-rate", str(b.flaw_rate), *toy_seed], 3),
         Stage("sft", ["sft", "--data", str(d / "demos.jsonl"), "--model", p, "--out", str(s / "sft"),
-                      "--max-steps", str(b.sft_steps), "--batch-size", str(b.sft_batch), "--seed", str(seed),
-                      "--schedule", "constant", "--eval-every", str(max(b.sft_steps // 4, 1))], 10 + 170 * scale),
+                      "--max-steps", str(b.sft_steps), "--batch-size", str(b.sft_batch), "--lr", str(b.sft_lr),
+                      "--seed", str(seed),
+                      "--schedule", "constant", "--eval-every", str(max(b.sft_steps // 4, 1))], 10 + 0.18 * b.sft_steps),
         Stage("judge-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "train",
                                "--limit", str(b.judge_traces), "--n", str(b.judge_n), "--seed", str(seed),
-                               "--out", str(d / "policy_traces.jsonl"), *toy_seed, *loop], 25 * scale + 5),
+                               "--out", str(d / "policy_traces.jsonl"), *toy_seed, *loop], 5 + 0.02 * b.judge_traces * b.judge_n),
         Stage("annotate-traces", ["annotate", "--traces", str(d / "policy_traces.jsonl"), "--teacher", "rules",
                                   "--out", str(d / "annotations.jsonl"), "--no-progress", *toy_seed], 4),
         Stage("annotate-demos", ["annotate", "--traces", str(d / "demos.jsonl"), "--teacher", "rules",
@@ -83,7 +85,7 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
                               "--out", str(s / "judge"), "--epochs", str(b.judge_epochs), "--lr", "3e-3",
                               "--batch-size", "16", "--grad-accum", "1", "--seed", str(seed),
                               "--eval-max-examples", str(b.judge_eval_tasks), "--eval-max-new-tokens", str(b.judge_tokens),
-                              "--no-eval-before"], 20 + 200 * scale),
+                              "--no-eval-before"], 10 + 35 * b.judge_epochs * ep),
         Stage("heldout-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "heldout",
                                  "--limit", str(b.judge_eval_tasks), "--n", "2", "--seed", str(seed + 1),
                                  "--out", str(d / "heldout_traces.jsonl"), *toy_seed, *loop], 8),
@@ -92,11 +94,11 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
                                    *toy_seed], 4),
         Stage("judge-quality", ["eval-rrm", "--model", judge, "--data", str(d / "heldout_annotations.jsonl"),
                                 "--out", str(s / "eval" / "judge_quality.json"), "--max-new-tokens", str(b.judge_tokens),
-                                "--device", device], 10 + 30 * scale),
+                                "--device", device], 5 + 0.1 * b.judge_eval_tasks),
     ]
     for v in VARIANTS:
         stages.append(Stage(f"rl-{v}", _train_args(s, v, seed, b, sft, judge, device),
-                            {"grpo": 60, "reagent-r": 120, "reagent-u": 150}[v] * scale + 10))
+                            {"grpo": 1.7, "reagent-r": 5.6, "reagent-u": 6.0}[v] * b.rl_steps + 10))
     stages += _eval_stages(s, seed, b, sft, judge, device)
     return stages
 
