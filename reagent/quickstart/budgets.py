@@ -45,7 +45,7 @@ BUDGETS = {
                     rl_steps=2, prompts_per_step=2, group_size=2, eval_tasks=4, eval_k=2,
                     max_tokens=48, max_new_tokens=24, max_turns=3, judge_tokens=32),
     "default": Budget(policy_size="micro", judge_size="micro", demos=3000, sft_steps=1250, sft_batch=32, sft_lr=3e-3,
-                      judge_traces=160, judge_n=4, judge_epochs=4, judge_max_examples=640,
-                      judge_eval_tasks=48, rl_steps=16, prompts_per_step=8, group_size=8,
-                      eval_tasks=80, eval_k=2, judge_tokens=160),
+                      judge_traces=160, judge_n=4, judge_epochs=5, judge_max_examples=640,
+                      judge_eval_tasks=48, rl_steps=12, prompts_per_step=8, group_size=8,
+                      eval_tasks=80, eval_k=2, judge_tokens=256),
 }
