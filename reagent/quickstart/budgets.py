@@ -1,7 +1,7 @@
 """Sizes and step counts of the quickstart's budgets.
 
 ``default`` is meant for 15 minutes on 2 CPU cores; on the dev machine it currently
-takes about 17 (see issue 8). SFT gets the largest share: a ~1M-parameter policy
+takes 15-16 (see issue 8). SFT gets the largest share: a ~1M-parameter policy
 learns to copy account names off the question after a few hundred steps, but to copy
 balances out of tool results only after 1,000-1,500 steps of 32, and where in that
 range is chaotic (seed 0 got there by 1,400 steps in one run and not by 1,250 in
