@@ -55,7 +55,7 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
             "--max-new-tokens", str(b.max_new_tokens), "--device", device]
     toy_seed = ["--env-seed", str(seed)]
     # ETA guesses (seconds) from the default budget on a 2-core machine, scaled by size.
-    ep = b.judge_max_examples / 640
+    judge_data = b.judge_max_examples / 640
     stages = [
         Stage("make-policy", ["make-tiny-model", "--out", p, "--size", b.policy_size, "--seed", str(seed),
                               "--extra-corpus", _package_file("reagent.envs", "toy.py")], 5),
@@ -67,8 +67,8 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
                         "--flaw-rate", str(b.flaw_rate), *toy_seed], 3),
         Stage("sft", ["sft", "--data", str(d / "demos.jsonl"), "--model", p, "--out", str(s / "sft"),
                       "--max-steps", str(b.sft_steps), "--batch-size", str(b.sft_batch), "--lr", str(b.sft_lr),
-                      "--seed", str(seed),
-                      "--schedule", "constant", "--eval-every", str(max(b.sft_steps // 4, 1))], 10 + 0.18 * b.sft_steps),
+                      "--seed", str(seed), "--schedule", "constant",
+                      "--eval-every", str(max(b.sft_steps // 4, 1))], 10 + 0.18 * b.sft_steps),
         Stage("judge-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "train",
                                "--limit", str(b.judge_traces), "--n", str(b.judge_n), "--seed", str(seed),
                                "--out", str(d / "policy_traces.jsonl"), *toy_seed, *loop], 5 + 0.02 * b.judge_traces * b.judge_n),
@@ -85,7 +85,7 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
                               "--out", str(s / "judge"), "--epochs", str(b.judge_epochs), "--lr", "3e-3",
                               "--batch-size", "16", "--grad-accum", "1", "--seed", str(seed),
                               "--eval-max-examples", str(b.judge_eval_tasks), "--eval-max-new-tokens", str(b.judge_tokens),
-                              "--no-eval-before"], 10 + 35 * b.judge_epochs * ep),
+                              "--no-eval-before"], 10 + 35 * b.judge_epochs * judge_data),
         Stage("heldout-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "heldout",
                                  "--limit", str(b.judge_eval_tasks), "--n", "2", "--seed", str(seed + 1),
                                  "--out", str(d / "heldout_traces.jsonl"), *toy_seed, *loop], 8),

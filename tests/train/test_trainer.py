@@ -58,9 +58,9 @@ def test_one_step_changes_every_parameter(tmp_path, policy_dir):
 
 
 def test_tool_prompt_and_critique_tokens_get_no_gradient(tiny_tokenizer):
-    from reagent.envs import make_env
+    from reagent.envs.toy import INSTRUCTIONS, ToyEnv
 
-    env = make_env("toy")
+    env = ToyEnv(instructions=INSTRUCTIONS)  # with a system turn, so it too is checked
     tasks = env.tasks("train", 2)
     loop = AgentLoop(ScriptedBackend(tiny_tokenizer, lookup_then_answer), env, AgentConfig())
     first = loop.run(specs_for(env, tasks, 2))
@@ -85,7 +85,7 @@ def test_tool_prompt_and_critique_tokens_get_no_gradient(tiny_tokenizer):
         trained = tiny_tokenizer.decode(batch.input_ids[row][grad_on[row]])
         assert "CRITIQUEMARK" not in trained and "<tool_response>" not in trained
         question = next(m.content for m in t.messages if m.role == "user")
-        assert question not in trained
+        assert INSTRUCTIONS not in trained and question not in trained
 
 
 @pytest.mark.slow
