@@ -32,3 +32,22 @@ def test_smoke_quickstart_report_is_recomputable(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((out / "results.json").read_text())["variants"] == results["variants"]
+
+
+@pytest.mark.parametrize("launcher", ["fork", "subprocess"])
+def test_stage_launchers_log_mark_and_report_failure(tmp_path, launcher):
+    from reagent.quickstart.pipeline import Stage, fork_available, run_stage, stage_done
+
+    if launcher == "fork" and not fork_available():
+        pytest.skip("fork launcher is Linux-only")
+    demos = tmp_path / "demos.jsonl"
+    ok = Stage("demos", ["demos", "--out", str(demos), "--limit", "3"], 1)
+    done = run_stage(tmp_path, 0, ok, launcher)
+    assert len(demos.read_text().splitlines()) == 3
+    assert stage_done(tmp_path, 0, ok)["command"] == done["command"] == ok.command
+    log = (tmp_path / "seed0" / "logs" / "demos.log").read_text()
+    assert log.startswith("$ reagent demos") and "wrote 3 episodes" in log  # the child's stdout
+    bad = Stage("bad", ["validate", str(tmp_path / "missing.jsonl")], 1)
+    with pytest.raises(RuntimeError, match=r"stage bad failed \(exit 2\)[\s\S]*missing\.jsonl"):
+        run_stage(tmp_path, 0, bad, launcher)
+    assert stage_done(tmp_path, 0, bad) is None

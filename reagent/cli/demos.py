@@ -24,12 +24,15 @@ class DemosConfig:
     split: str = cfg("train", help="toy split: train | heldout")
     limit: int = cfg(2000, help="number of tasks (one episode each)")
     flaw_rate: float = cfg(0.4, help="share of episodes with one deliberate flaw")
+    revision_rate: float = cfg(0.0, help="share of episodes that show a flawed attempt, its critique "
+                               "and a clean revision (for Reagent-C/U)")
     env_seed: int = cfg(0, help="seed of the toy task generator")
     seed: int = cfg(0, help="seed of the flaw draw")
 
     def __post_init__(self):
-        if not 0.0 <= self.flaw_rate <= 1.0:
-            raise ValueError(f"flaw_rate must be in [0, 1], got {self.flaw_rate}")
+        for name in ("flaw_rate", "revision_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     c = load_config(DemosConfig, args)
     env = ToyEnv(seed=c.env_seed)
-    trajs = demonstrations(env, env.tasks(c.split, c.limit), flaw_rate=c.flaw_rate, seed=c.seed)
+    trajs = demonstrations(env, env.tasks(c.split, c.limit), flaw_rate=c.flaw_rate, seed=c.seed,
+                           revision_rate=c.revision_rate)
     made_by = {"command": "demos", "config_hash": config_hash(c)}
     for t in trajs:
         t.extra["made_by"] = made_by

@@ -17,12 +17,16 @@ class QuickstartConfig:
     budget: str = cfg("default", help="smoke (~2 min, checks structure) | default (<= 15 min on 2 cores)")
     seeds: int = cfg(1, help="independent runs (seed 0..N-1); the report gives mean and s.e. over seeds")
     device: str = cfg("cpu", help="device for every stage: cpu | cuda | auto")
+    launcher: str = cfg("fork", help="fork (Linux: import torch once, fork per stage; elsewhere falls back) "
+                        "| subprocess (a fresh interpreter per stage)")
 
     def __post_init__(self):
         from reagent.quickstart.budgets import BUDGETS
 
         if self.budget not in BUDGETS:
             raise ValueError(f"budget={self.budget!r}: use one of {', '.join(BUDGETS)}")
+        if self.launcher not in ("fork", "subprocess"):
+            raise ValueError(f"launcher={self.launcher!r}: use fork or subprocess")
         if self.seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {self.seeds}")
 
@@ -35,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from reagent.quickstart.budgets import BUDGETS
-    from reagent.quickstart.pipeline import run_stage, seed_stages, stage_done
+    from reagent.quickstart.pipeline import fork_available, preload, run_stage, seed_stages, stage_done
     from reagent.quickstart.report import write_report
 
     c = load_config(QuickstartConfig, args)
@@ -44,13 +48,16 @@ def main(args: argparse.Namespace) -> int:
     total = sum(st.estimate_s for _, st in plan)
     done_by_seed: dict[int, list] = {s: [] for s in range(c.seeds)}
     start = time.time()
+    launcher = c.launcher if fork_available() else "subprocess"
+    if launcher == "fork":
+        preload()
     # The bar advances by each stage's estimated seconds, so its ETA is the overall one.
     with tqdm(total=round(total), unit="s", bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]") as bar:
         for seed, stage in plan:
             bar.set_description(f"quickstart ({c.budget}) seed {seed}: {stage.name:<22}")
             done = stage_done(root, seed, stage)
             if done is None:
-                done = run_stage(root, seed, stage)
+                done = run_stage(root, seed, stage, launcher)
             else:
                 done = {**done, "skipped": True}
             done_by_seed[seed].append(done)

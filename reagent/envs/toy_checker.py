@@ -46,40 +46,44 @@ class ProcessReport:
 
 
 def _observe(traj: Trajectory, report: ProcessReport) -> tuple[dict[str, float], list[str], Counter]:
-    """Walk the turns: balances seen, calc expressions, and repeated calls."""
+    """Walk the turns: balances seen, calc expressions, and repeated calls.
+
+    The notes are terse on purpose: a judge trained on these verdicts writes every
+    token of them at each call, so their length is the judge's cost."""
     results = {m.tool_call_id: m.content or "" for m in traj.messages if m.role == "tool"}
     seen: dict[str, float] = {}
     calcs: list[str] = []
     calls: Counter = Counter()
-    turn = 0
+    absent: list[str] = []
     for m in traj.messages:
         if m.role != "assistant" or not m.tool_calls:
             continue
-        turn += 1
         for tc in m.tool_calls:
             result = results.get(tc.id, "")
             if tc.error:
-                report.notes.append(f"Turn {turn}: a malformed tool call ({tc.error}).")
+                report.notes.append("A malformed tool call.")
                 report.flag("malformed_call", "Write every tool call as valid JSON with a name and arguments.")
                 continue
             args = tc.parsed_arguments
             calls[(tc.name, tuple(sorted((k, str(v)) for k, v in args.items())))] += 1
             if tc.name == "lookup":
                 account = str(args.get("account", ""))
-                report.notes.append(f"Turn {turn}: lookup({account}) returned {result!r}.")
                 value = parse_number(result)
+                report.notes.append(f"lookup({account}) = {result if value is not None else 'error'}.")
                 if value is None:
-                    report.flag("missing_account", f"Account {account} does not exist; look up only "
-                                "the accounts the question names.")
+                    absent.append(account)
                 else:
                     seen[account] = value
             elif tc.name == "calc":
                 expr = str(args.get("expr", ""))
                 calcs.append(expr)
-                report.notes.append(f"Turn {turn}: calc({expr}) returned {result!r}.")
+                report.notes.append(f"calc({expr}) = {result}.")
             else:
-                report.notes.append(f"Turn {turn}: called unknown tool {tc.name!r}.")
+                report.notes.append(f"Unknown tool {tc.name}.")
                 report.flag("unknown_tool", f"There is no tool named {tc.name}; use lookup or calc.")
+    for _ in absent:  # one flaw each (each costs), one critique line for all
+        report.flag("missing_account", f"There is no account {', '.join(absent)}; look up only the "
+                    "accounts the question names.")
     return seen, calcs, calls
 
 
@@ -112,32 +116,33 @@ def check_process(task: Task, traj: Trajectory) -> ProcessReport:
     last = next((m for m in reversed(traj.messages) if m.role == "assistant"), None)
     answer = parse_number(last_boxed(last.content if last else None))
     if answer is None:
-        report.notes.append("The episode ends without a numeric \\boxed{} answer.")
+        report.notes.append("No numeric \\boxed{} answer.")
         report.flag("no_answer", "Finish with the final number in \\boxed{}.")
         return report
     missing = [a for a in asked if a not in seen]
     if missing:
-        report.notes.append(f"The answer was given without looking up {', '.join(missing)}.")
+        report.notes.append(f"Answered without looking up {', '.join(missing)}.")
         report.flag("unlooked_account", f"Look up account {', '.join(missing)} before answering; "
                     "never guess a balance.")
     elif answer != _expected(kind, asked, seen):
-        report.notes.append("The final answer does not follow from the balances that were looked up.")
+        report.notes.append("The answer does not follow from the looked-up balances.")
         report.flag("arithmetic", "Your answer does not follow from the balances you looked up; "
                     "do the arithmetic with calc.")
     else:
-        report.notes.append("The final answer follows from the looked-up balances.")
+        report.notes.append("The answer follows from the looked-up balances.")
     return report
 
 
 def rules_judgment(task: Task, traj: Trajectory) -> Judgment:
     """The checker's verdict in the judge's terms: analysis, critique, score."""
     report = check_process(task, traj)
-    analysis = " ".join(report.notes) or "The agent made no tool calls."
+    analysis = " ".join(report.notes) or "No tool calls."
     if report.flaws:
-        analysis += " Flaws: " + ", ".join(report.flaws) + "."
-        critique = "\n".join(f"- {a}" for a in report.advice)
+        counts = Counter(report.flaws)
+        analysis += " Flaws: " + ", ".join(f + (f" x{n}" if n > 1 else "") for f, n in counts.items()) + "."
+        critique = "\n".join(f"- {a}" for a in dict.fromkeys(report.advice))  # each fix once
     else:
-        analysis += " Every needed account was looked up once and the arithmetic is sound."
+        analysis += " No flaws."
         critique = "- No flaws found."
     return Judgment(analysis=analysis, critique=critique, score=report.score, status="ok", model="rules",
                     extra={"flaws": report.flaws})

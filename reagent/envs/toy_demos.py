@@ -5,6 +5,11 @@ warm-started policy sample realistic mistakes, some of which cost the answer
 (guessing, mental-arithmetic errors, a wrong account) and some of which do not
 (irrelevant or repeated lookups, a non-existent account, ``calc`` on one number).
 Only a process reward can tell the second kind from a clean episode.
+
+Revision demonstrations show the critique-then-revise turn (Reagent-C, and Reagent-U's
+revised rollouts): a flawed attempt, the rules teacher's critique of it injected the
+way :func:`reagent.critique.revision_messages` does at inference, then a clean
+attempt. A policy that never saw that context answers it with noise.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import json
 import random
 
 from reagent.agent import initial_messages
+from reagent.critique import revision_messages
 from reagent.envs.toy import ACCOUNTS, ToyEnv
+from reagent.envs.toy_checker import rules_judgment
 from reagent.records import Message, Task, ToolCall, Trajectory
 from reagent.tools.base import run_tool_call
 
@@ -32,11 +39,11 @@ FLAWS = {
 class _Episode:
     """Builds messages turn by turn, running the real tools for the results."""
 
-    def __init__(self, env: ToyEnv, task: Task):
+    def __init__(self, env: ToyEnv, task: Task, messages: list[Message] | None = None):
         self.env, self.task = env, task
         self.tools = env.tools_for(task)
-        self.messages = initial_messages(env, task)
-        self.n_calls = 0
+        self.messages = messages if messages is not None else initial_messages(env, task)
+        self.n_calls = sum(len(m.tool_calls or []) for m in self.messages)  # ids stay unique
 
     def call(self, *calls: tuple[str, dict]) -> list[str]:
         tcs = []
@@ -66,10 +73,12 @@ def _expression(kind: str, values: list[int]) -> str:
     return f"{values[0]}-{values[1]}" if kind == "diff" else "+".join(map(str, values))
 
 
-def demonstrate(env: ToyEnv, task: Task, flaw: str | None, rng: random.Random) -> Trajectory:
-    """One episode on ``task`` with the given flaw (None: a clean, correct episode)."""
+def demonstrate(env: ToyEnv, task: Task, flaw: str | None, rng: random.Random,
+                messages: list[Message] | None = None) -> Trajectory:
+    """One episode on ``task`` with the given flaw (None: a clean, correct episode),
+    continuing ``messages`` when given (a revision context)."""
     kind, asked, ledger = task.meta["kind"], list(task.meta["asked"]), task.meta["ledger"]
-    ep = _Episode(env, task)
+    ep = _Episode(env, task, messages)
     if flaw == "guess":
         return _tag(ep.answer(rng.randint(2, 150)), flaw)
     others = [a for a in ledger if a not in asked]
@@ -100,15 +109,32 @@ def _tag(traj: Trajectory, flaw: str | None) -> Trajectory:
     return traj
 
 
-def demonstrations(env: ToyEnv, tasks: list[Task], flaw_rate: float = 0.4, seed: int = 0) -> list[Trajectory]:
-    """One episode per task; a ``flaw_rate`` fraction carry one flaw, drawn uniformly."""
+def revision_demo(env: ToyEnv, task: Task, rng: random.Random) -> Trajectory:
+    """A flawed attempt, the rules teacher's critique of it, then a clean attempt."""
+    first = demonstrate(env, task, _draw_flaw(task, rng), rng)
+    critique = rules_judgment(task, first).critique
+    second = demonstrate(env, task, None, rng, messages=revision_messages(first, critique))
+    second.extra["demo_flaw"] = "revision"
+    return second
+
+
+def _draw_flaw(task: Task, rng: random.Random) -> str:
+    flaw = rng.choice(list(FLAWS))
+    return "repeated_call" if flaw == "needless_calc" and task.meta["kind"] != "single" else flaw
+
+
+def demonstrations(env: ToyEnv, tasks: list[Task], flaw_rate: float = 0.4, seed: int = 0,
+                   revision_rate: float = 0.0) -> list[Trajectory]:
+    """One episode per task: a ``revision_rate`` fraction are revision demonstrations; of
+    the rest, a ``flaw_rate`` fraction carry one flaw, drawn uniformly."""
     rng = random.Random(seed)
     out = []
     for task in tasks:
-        flaw = rng.choice(list(FLAWS)) if rng.random() < flaw_rate else None
-        if flaw == "needless_calc" and task.meta["kind"] != "single":
-            flaw = "repeated_call"
-        traj = demonstrate(env, task, flaw, rng)
+        if revision_rate and rng.random() < revision_rate:
+            traj = revision_demo(env, task, rng)
+        else:
+            flaw = _draw_flaw(task, rng) if rng.random() < flaw_rate else None
+            traj = demonstrate(env, task, flaw, rng)
         traj.id = f"demo-{task.id}"
         out.append(traj)
     return out

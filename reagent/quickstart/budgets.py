@@ -38,6 +38,7 @@ class Budget:
     max_turns: int = 5
     judge_tokens: int = 192  # token limit of one judge verdict
     flaw_rate: float = 0.2  # share of demonstrations with one deliberate flaw
+    revision_rate: float = 0.1  # share of demonstrations that revise a flawed attempt after its critique
 
 
 BUDGETS = {
@@ -48,5 +49,5 @@ BUDGETS = {
     "default": Budget(policy_size="micro", judge_size="micro", demos=3000, sft_steps=1500, sft_batch=32, sft_lr=3e-3,
                       judge_traces=160, judge_n=4, judge_epochs=5, judge_max_examples=640,
                       judge_eval_tasks=48, rl_steps=12, prompts_per_step=8, group_size=8,
-                      eval_tasks=80, eval_k=2, judge_tokens=256),
+                      eval_tasks=80, eval_k=2, judge_tokens=192),
 }
