@@ -25,7 +25,12 @@ def injection_template() -> str:
 
 
 def revision_messages(first: Trajectory, critique: str) -> list[Message]:
-    """The prompt of a revised attempt: first attempt + critique as a new user turn."""
+    """The prompt of a revised attempt: first attempt + critique as a new user turn.
+
+    The turn ends by restating the question: after a long first attempt the question
+    is far back, and a small policy copies names and numbers from what is near."""
     messages = [Message.from_dict(m.to_dict()) for m in first.messages]
-    note = injection_template().format(critique=critique.strip() or "- No specific flaws were named.")
+    question = next((m.content for m in messages if m.role == "user" and m.content), "")
+    note = injection_template().format(critique=critique.strip() or "- No specific flaws were named.",
+                                       question=question.strip())
     return messages + [Message(role="user", content=note)]

@@ -119,8 +119,13 @@ def revision_demo(env: ToyEnv, task: Task, rng: random.Random) -> Trajectory:
 
 
 def _draw_flaw(task: Task, rng: random.Random) -> str:
+    """A flaw the task can show: a single lookup has no arithmetic to get wrong, and only
+    a single lookup can take a needless ``calc``."""
     flaw = rng.choice(list(FLAWS))
-    return "repeated_call" if flaw == "needless_calc" and task.meta["kind"] != "single" else flaw
+    single = task.meta["kind"] == "single"
+    if flaw == "needless_calc" and not single:
+        return "repeated_call"
+    return "wrong_account" if flaw == "mental_math_error" and single else flaw
 
 
 def demonstrations(env: ToyEnv, tasks: list[Task], flaw_rate: float = 0.4, seed: int = 0,

@@ -61,22 +61,23 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
     loop = ["--max-turns", str(b.max_turns), "--max-tokens", str(b.max_tokens),
             "--max-new-tokens", str(b.max_new_tokens), "--device", device]
     toy_seed = ["--env-seed", str(seed)]
-    # ETA guesses (seconds) from the default budget on a 2-core machine, scaled by size.
+    # ETA guesses (seconds) from the default budget on a 2-core machine with the fork
+    # launcher, scaled by size.
     judge_data = b.judge_max_examples / 640
     stages = [
         Stage("make-policy", ["make-tiny-model", "--out", p, "--size", b.policy_size, "--seed", str(seed),
                               "--extra-corpus", _package_file("reagent.envs", "toy.py"),
-                              _package_file("reagent", "prompts", "critique_injection.txt")], 5),
+                              _package_file("reagent", "prompts", "critique_injection.txt")], 1),
         Stage("make-judge", ["make-tiny-model", "--out", str(s / "models" / "judge0"), "--size", b.judge_size,
                              "--seed", str(seed + 100), "--extra-corpus",
                              _package_file("rrm", "prompts", "judge_system.txt"),
-                             _package_file("reagent.envs", "toy_checker.py")], 5),
+                             _package_file("reagent.envs", "toy_checker.py")], 1),
         Stage("demos", ["demos", "--out", str(d / "demos.jsonl"), "--limit", str(b.demos), "--seed", str(seed),
                         "--flaw-rate", str(b.flaw_rate), "--revision-rate", str(b.revision_rate), *toy_seed], 3),
         Stage("sft", ["sft", "--data", str(d / "demos.jsonl"), "--model", p, "--out", str(s / "sft"),
                       "--max-steps", str(b.sft_steps), "--batch-size", str(b.sft_batch), "--lr", str(b.sft_lr),
                       "--seed", str(seed), "--schedule", "constant",
-                      "--eval-every", str(max(b.sft_steps // 4, 1))], 10 + 0.18 * b.sft_steps),
+                      "--eval-every", str(max(b.sft_steps // 4, 1))], 10 + 0.22 * b.sft_steps),
         Stage("judge-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "train",
                                "--limit", str(b.judge_traces), "--n", str(b.judge_n), "--seed", str(seed),
                                "--out", str(d / "policy_traces.jsonl"), *toy_seed, *loop], 5 + 0.02 * b.judge_traces * b.judge_n),
@@ -93,20 +94,20 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
                               "--out", str(s / "judge"), "--epochs", str(b.judge_epochs), "--lr", "3e-3",
                               "--batch-size", "16", "--grad-accum", "1", "--seed", str(seed),
                               "--eval-max-examples", str(b.judge_eval_tasks), "--eval-max-new-tokens", str(b.judge_tokens),
-                              "--no-eval-before"], 10 + 35 * b.judge_epochs * judge_data),
+                              "--no-eval-before"], 10 + 30 * b.judge_epochs * judge_data),
         Stage("heldout-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "heldout",
                                  "--limit", str(b.judge_eval_tasks), "--n", "2", "--seed", str(seed + 1),
-                                 "--out", str(d / "heldout_traces.jsonl"), *toy_seed, *loop], 8),
+                                 "--out", str(d / "heldout_traces.jsonl"), *toy_seed, *loop], 3),
         Stage("annotate-heldout", ["annotate", "--traces", str(d / "heldout_traces.jsonl"), "--teacher", "rules",
                                    "--out", str(d / "heldout_annotations.jsonl"), "--no-progress",
                                    *toy_seed], 4),
         Stage("judge-quality", ["eval-rrm", "--model", judge, "--data", str(d / "heldout_annotations.jsonl"),
                                 "--out", str(s / "eval" / "judge_quality.json"), "--max-new-tokens", str(b.judge_tokens),
-                                "--device", device], 5 + 0.1 * b.judge_eval_tasks),
+                                "--device", device], 2 + 0.04 * b.judge_eval_tasks),
     ]
     for v in VARIANTS:
         stages.append(Stage(f"rl-{v}", _train_args(s, v, seed, b, sft, judge, device),
-                            {"grpo": 1.7, "reagent-r": 5.6, "reagent-u": 6.0}[v] * b.rl_steps + 10))
+                            {"grpo": 2.0, "reagent-r": 5.0, "reagent-u": 8.7}[v] * b.rl_steps + 10))
     stages += _eval_stages(s, seed, b, sft, judge, device)
     return stages
 
@@ -137,25 +138,25 @@ def _eval_args(s: Path, name: str, model: str, seed: int, b: Budget, device: str
 
 def _eval_stages(s: Path, seed: int, b: Budget, sft: str, judge: str, device: str) -> list[Stage]:
     half = max(b.rl_steps // 2, 1)
-    stages = [Stage("eval-sft", _eval_args(s, "sft", sft, seed, b, device, b.eval_tasks, b.eval_k), 20)]
+    stages = [Stage("eval-sft", _eval_args(s, "sft", sft, seed, b, device, b.eval_tasks, b.eval_k), 5)]
     for v in VARIANTS:
         ckpt = s / "rl" / v / "checkpoints"
         if half < b.rl_steps:
             mid = str(ckpt / f"step-{half:06d}" / "model")
             stages.append(Stage(f"eval-{v}-step{half}", _eval_args(s, f"{v}-step{half}", mid, seed, b, device,
-                                                                   b.eval_tasks, b.eval_k), 20))
+                                                                   b.eval_tasks, b.eval_k), 5))
         final = str(ckpt / f"step-{b.rl_steps:06d}" / "model")
-        stages.append(Stage(f"eval-{v}", _eval_args(s, v, final, seed, b, device, b.eval_tasks, b.eval_k), 20))
+        stages.append(Stage(f"eval-{v}", _eval_args(s, v, final, seed, b, device, b.eval_tasks, b.eval_k), 5))
     for name, model in (("sft", sft), ("grpo", str(s / "rl" / "grpo" / "checkpoints" / f"step-{b.rl_steps:06d}"
                                                    / "model"))):
         args = _eval_args(s, f"{name}-critique", model, seed, b, device, b.eval_tasks, b.eval_k)
         stages.append(Stage(f"eval-{name}-critique", args + ["--critique", "--judge-model", judge,
-                                                             "--judge-max-new-tokens", str(b.judge_tokens)], 60))
+                                                             "--judge-max-new-tokens", str(b.judge_tokens)], 20))
     for name in ("sft", *VARIANTS):
         stages.append(Stage(f"score-{name}", ["judge", "--model", judge, "--traces",
                                               str(s / "eval" / name / "trajectories.jsonl"),
                                               "--out", str(s / "eval" / name / "judged.jsonl"),
-                                              "--max-new-tokens", str(b.judge_tokens), "--device", device], 25))
+                                              "--max-new-tokens", str(b.judge_tokens), "--device", device], 8))
     return stages
 
 

@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from reagent.critique import revision_messages
 from reagent.envs import last_boxed, make_env
 from reagent.envs.toy import CalcTool, split_of
 from reagent.envs.toy_checker import check_process, rules_judgment
@@ -81,3 +82,44 @@ def test_checker_flags_malformed_and_unknown_calls(env):
     report = check_process(task, traj)
     assert {"malformed_call", "unknown_tool", "no_answer"} <= set(report.flaws)
     assert report.score == 0.0
+
+
+def test_verdict_names_each_fix_once_and_counts_repeated_flaws(env):
+    task = env.tasks("train", 1)[0]
+    traj = Trajectory(task_id=task.id, messages=[
+        Message(role="user", content=task.question),
+        Message(role="assistant", content="", tool_calls=[
+            ToolCall(id="1", name="lookup", arguments='{"account": "Z"}'),
+            ToolCall(id="2", name="lookup", arguments='{"account": "Y"}'),
+            ToolCall(id="3", arguments="{bad", error="invalid JSON"),
+            ToolCall(id="4", arguments="{worse", error="invalid JSON")]),
+        *[Message(role="tool", content=c, tool_call_id=i) for i, c in
+          (("1", "Error: no account named Z"), ("2", "Error: no account named Y"), ("3", "Error"), ("4", "Error"))],
+        Message(role="assistant", content="no idea")])
+    j = rules_judgment(task, traj)
+    assert "missing_account x2" in j.analysis and "malformed_call x2" in j.analysis
+    lines = j.critique.splitlines()
+    assert len(lines) == len(set(lines)) == 3  # missing accounts, malformed calls, no answer
+    assert any("Z, Y" in line for line in lines)
+    assert j.score == 0.0  # both repeats still cost: 0.4 + 0.4 + 0.7
+
+
+def test_revision_demos_show_a_critiqued_flawed_attempt_then_a_clean_one(env):
+    tasks = env.tasks("train", 80)
+    demos = demonstrations(env, tasks, flaw_rate=0.3, seed=1, revision_rate=0.5)
+    revisions = [(d, t) for d, t in zip(demos, tasks) if d.extra["demo_flaw"] == "revision"]
+    assert 20 < len(revisions) < 60
+    for traj, task in revisions:
+        Trajectory.from_dict(traj.to_dict())  # valid record
+        users = [i for i, m in enumerate(traj.messages) if m.role == "user"]
+        assert len(users) == 2
+        first = Trajectory(task_id=task.id, messages=traj.messages[:users[1]])
+        judged = rules_judgment(task, first)
+        assert judged.score < 1.0  # the first attempt is flawed ...
+        injected = revision_messages(first, judged.critique)[-1]
+        assert traj.messages[users[1]].content == injected.content  # ... and critiqued as at inference
+        assert injected.content.endswith(task.question)  # restated where a small policy copies from
+        second = Trajectory(task_id=task.id, messages=[traj.messages[0], *traj.messages[users[1] + 1:]])
+        assert check_process(task, second).flaws == [] and traj.outcome == 1.0
+        ids = [tc.id for m in traj.messages for tc in m.tool_calls or []]
+        assert len(ids) == len(set(ids))
