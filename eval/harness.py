@@ -29,9 +29,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec, initial_messages
+from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
 from reagent.critique import revision_messages
-from reagent.envs.base import Environment
+from reagent.envs.base import Environment, initial_messages
 from reagent.records import Task, Trajectory
 
 REVISED_SUFFIX = "/rev"

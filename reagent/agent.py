@@ -21,7 +21,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from reagent.envs.base import Environment
+from reagent.envs.base import Environment, initial_messages
 from reagent.generation.base import ChatBackend, Generation, SamplingParams, TokenBackend
 from reagent.records import Message, Task, ToolCall, Trajectory
 from reagent.tokenization import encode_continuation, encode_prompt, to_template_messages
@@ -60,13 +60,6 @@ class EpisodeSpec:
     stage: str = "initial"
     parent_id: str | None = None
     extra: dict = field(default_factory=dict)
-
-
-def initial_messages(env: Environment, task: Task) -> list[Message]:
-    """The system turn (omitted when the environment has none), then the question."""
-    system = env.system_prompt(task)
-    head = [Message(role="system", content=system)] if system else []
-    return head + [Message(role="user", content=task.question)]
 
 
 class _Episode:

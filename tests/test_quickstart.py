@@ -51,3 +51,31 @@ def test_stage_launchers_log_mark_and_report_failure(tmp_path, launcher):
     with pytest.raises(RuntimeError, match=r"stage bad failed \(exit 2\)[\s\S]*missing\.jsonl"):
         run_stage(tmp_path, 0, bad, launcher)
     assert stage_done(tmp_path, 0, bad) is None
+
+
+@pytest.mark.parametrize("launcher", ["fork", "subprocess"])
+def test_scheduler_runs_needs_first_skips_done_and_stops_on_failure(tmp_path, launcher):
+    from reagent.quickstart.pipeline import Stage, fork_available
+    from reagent.quickstart.scheduler import run_plan
+
+    if launcher == "fork" and not fork_available():
+        pytest.skip("fork launcher is Linux-only")
+    demos = tmp_path / "demos.jsonl"
+    make = Stage("demos", ["demos", "--out", str(demos), "--limit", "3"], 1)
+    check = Stage("check", ["validate", str(demos)], 1, needs=("demos",))  # fails if run first
+    finished = []
+    by_seed = run_plan(tmp_path, [(0, check), (0, make)], 2, launcher, 1,
+                       lambda seed, stage, done: finished.append(stage.name))
+    assert finished == ["demos", "check"]
+    assert [d["stage"] for d in by_seed[0]] == ["check", "demos"]  # reported in plan order
+    again = run_plan(tmp_path, [(0, check), (0, make)], 2, launcher, 1, lambda *a: None)
+    assert all(d["skipped"] for d in again[0])
+
+    bad = Stage("bad", ["validate", str(tmp_path / "missing.jsonl")], 1)
+    after = Stage("after", ["demos", "--out", str(tmp_path / "after.jsonl"), "--limit", "1"], 1, needs=("bad",))
+    with pytest.raises(RuntimeError, match="stage bad failed"):
+        run_plan(tmp_path, [(1, bad), (1, after)], 2, launcher, 1, lambda *a: None)
+    assert not (tmp_path / "after.jsonl").exists()
+    orphan = Stage("orphan", ["env"], 1, needs=("nothing",))
+    with pytest.raises(RuntimeError, match="never be met: seed2/orphan"):
+        run_plan(tmp_path, [(2, orphan)], 2, launcher, 1, lambda *a: None)

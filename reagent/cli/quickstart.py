@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ class QuickstartConfig:
     budget: str = cfg("default", help="smoke (~2 min, checks structure) | default (<= 15 min on 2 cores)")
     seeds: int = cfg(1, help="independent runs (seed 0..N-1); the report gives mean and s.e. over seeds")
     device: str = cfg("cpu", help="device for every stage: cpu | cuda | auto")
+    jobs: int = cfg(2, help="stages run at once when they do not depend on each other; each gets "
+                    "cores/jobs torch threads (a tiny model cannot use many)")
     launcher: str = cfg("fork", help="fork (Linux: import torch once, fork per stage; elsewhere falls back) "
                         "| subprocess (a fresh interpreter per stage)")
 
@@ -27,6 +30,8 @@ class QuickstartConfig:
             raise ValueError(f"budget={self.budget!r}: use one of {', '.join(BUDGETS)}")
         if self.launcher not in ("fork", "subprocess"):
             raise ValueError(f"launcher={self.launcher!r}: use fork or subprocess")
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be >= 1, got {self.jobs}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {self.seeds}")
 
@@ -39,30 +44,27 @@ def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from reagent.quickstart.budgets import BUDGETS
-    from reagent.quickstart.pipeline import fork_available, preload, run_stage, seed_stages, stage_done
+    from reagent.quickstart.pipeline import fork_available, preload, seed_stages
     from reagent.quickstart.report import write_report
+    from reagent.quickstart.scheduler import run_plan
 
     c = load_config(QuickstartConfig, args)
     root, budget = Path(c.out), BUDGETS[c.budget]
     plan = [(s, st) for s in range(c.seeds) for st in seed_stages(root, s, budget, c.device)]
-    total = sum(st.estimate_s for _, st in plan)
-    done_by_seed: dict[int, list] = {s: [] for s in range(c.seeds)}
+    total = sum(st.estimate_s for _, st in plan) / max(c.jobs, 1)
     start = time.time()
     launcher = c.launcher if fork_available() else "subprocess"
     if launcher == "fork":
         preload()
+    threads = max(1, (os.cpu_count() or 1) // c.jobs)
     # The bar advances by each stage's estimated seconds, so its ETA is the overall one.
     with tqdm(total=round(total), unit="s", bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]") as bar:
-        for seed, stage in plan:
+        def on_done(seed, stage, done):
             bar.set_description(f"quickstart ({c.budget}) seed {seed}: {stage.name:<22}")
-            done = stage_done(root, seed, stage)
-            if done is None:
-                done = run_stage(root, seed, stage, launcher)
-            else:
-                done = {**done, "skipped": True}
-            done_by_seed[seed].append(done)
-            bar.update(round(stage.estimate_s))
-    results = write_report(root, c.seeds, c.budget, budget, done_by_seed)
+            bar.update(round(stage.estimate_s / max(c.jobs, 1)))
+
+        done_by_seed = run_plan(root, plan, c.jobs, launcher, threads, on_done)
+    results = write_report(root, c.seeds, c.budget, budget, done_by_seed, c.jobs)
     print(f"\nquickstart: done in {time.time() - start:.0f} s; report {root / 'report.md'}", file=sys.stderr)
     for name, row in results["variants"].items():
         print(f"  {name:<14} held-out accuracy {row['accuracy']:.3f} ± {row['stderr']:.3f}", file=sys.stderr)

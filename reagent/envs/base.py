@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from reagent.records import Task, Trajectory
+from reagent.records import Message, Task, Trajectory
 from reagent.rewards.math import extract_boxed
 from reagent.tools.base import Tool
 
@@ -36,3 +36,10 @@ class Environment(Protocol):
     def outcome(self, task: Task, answer: str | None, trajectory: Trajectory | None = None) -> float | None:
         """Reward in [0, 1]; None when the answer could not be checked (never a silent 0)."""
         ...
+
+
+def initial_messages(env: Environment, task: Task) -> list[Message]:
+    """The system turn (omitted when the environment has none), then the question."""
+    system = env.system_prompt(task)
+    head = [Message(role="system", content=system)] if system else []
+    return head + [Message(role="user", content=task.question)]

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import random
 
-from reagent.agent import initial_messages
 from reagent.critique import revision_messages
+from reagent.envs.base import initial_messages
 from reagent.envs.toy import ACCOUNTS, ToyEnv
 from reagent.envs.toy_checker import rules_judgment
 from reagent.records import Message, Task, ToolCall, Trajectory

@@ -92,15 +92,15 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def write_report(root: Path, seeds: int, budget_name: str, budget, stages: dict[int, list]) -> dict:
+def write_report(root: Path, seeds: int, budget_name: str, budget, stages: dict[int, list], jobs: int = 1) -> dict:
     per_seed = [seed_results(root / f"seed{s}") for s in range(seeds)]
     table = combine(per_seed)
     quality = [s["judge_quality"] for s in per_seed]
-    results = {"budget": budget_name, "budget_values": vars(budget), "seeds": seeds, "variants": table,
-               "per_seed": per_seed}
+    results = {"budget": budget_name, "budget_values": vars(budget), "seeds": seeds, "jobs": jobs,
+               "variants": table, "per_seed": per_seed}
     (root / "results.json").write_text(json.dumps(results, indent=2, default=str))
     plot_curves(root, seeds, budget)
-    (root / "report.md").write_text(_markdown(root, seeds, budget_name, budget, table, quality, stages))
+    (root / "report.md").write_text(_markdown(root, seeds, budget_name, budget, table, quality, stages, jobs))
     return results
 
 
@@ -117,11 +117,12 @@ def _budget_line(name: str, b) -> str:
 
 
 def _markdown(root: Path, seeds: int, budget_name: str, b, table: dict, quality: list[dict],
-              stages: dict[int, list]) -> str:
+              stages: dict[int, list], jobs: int) -> str:
     se_note = "s.e. over seeds" if seeds > 1 else "s.e. over questions"
     lines = [f"# reagent quickstart ({budget_name} budget, {seeds} seed{'s' if seeds > 1 else ''})", "",
              f"Held-out toy tasks: {b.eval_tasks} questions x {b.eval_k} sampled attempts (temperature 1). "
-             f"Accuracy = pass@1 ({se_note}). Numbers are computed from `seed*/eval/*/records.jsonl`.", "",
+             f"Accuracy = pass@1 ({se_note}). Numbers are computed from `seed*/eval/*/records.jsonl`. "
+             f"Wall time is the stage's own; up to {jobs} independent stages ran at once.", "",
              "| variant | held-out accuracy ± s.e. | mean judge score | mean tool calls | wall time (s) | budget |",
              "|---|---|---|---|---|---|"]
     for name, row in table.items():
@@ -134,7 +135,7 @@ def _markdown(root: Path, seeds: int, budget_name: str, b, table: dict, quality:
         lines.append(f"| {s} | {_fmt(q.get('format_valid_rate'))} | {_fmt(q.get('auroc'))} | "
                      f"{_fmt(q.get('score_pearson'))} | {_fmt(q.get('score_mae'))} | "
                      f"{_fmt(q.get('pairwise_accuracy'))} |")
-    lines += ["", "![curves](curves.png)", "", "## Commands (every stage, in order)", ""]
+    lines += ["", "![curves](curves.png)", "", "## Commands (every stage, in dependency order)", ""]
     for s, done in stages.items():
         lines.append(f"### seed {s}")
         lines += [f"- `{d['command']}` ({d['seconds']:.1f} s)" for d in done]

@@ -34,9 +34,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec, initial_messages
+from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
 from reagent.config import config_hash, save_config
 from reagent.critique import revision_messages
+from reagent.envs.base import initial_messages
 from reagent.jsonl import write_records
 from reagent.metrics_log import MetricsLogger
 from reagent.records import Trajectory
@@ -44,8 +45,8 @@ from reagent.train import checkpoint as ckpt
 from reagent.train.algos import clipped_policy_loss, kl_k3, token_logprobs, token_mean
 from reagent.train.batch import Batch, assign_rewards, collate, select_and_advantage
 from reagent.train.config import TrainConfig
-from rrm.metrics import pearson
 from reagent.train.setup import build_env_and_tasks, build_judge, build_models
+from rrm.metrics import pearson
 
 
 @contextlib.contextmanager
