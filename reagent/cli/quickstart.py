@@ -15,7 +15,7 @@ from reagent.config import add_config_args, cfg, load_config
 @dataclass
 class QuickstartConfig:
     out: str = cfg("runs/quickstart", help="directory for every stage's outputs and the report")
-    budget: str = cfg("default", help="smoke (~2 min, checks structure) | default (<= 15 min on 2 cores)")
+    budget: str = cfg("default", help="smoke (< 1 min, checks structure) | default (<= 15 min on 2 cores)")
     seeds: int = cfg(1, help="independent runs (seed 0..N-1); the report gives mean and s.e. over seeds")
     device: str = cfg("cpu", help="device for every stage: cpu | cuda | auto")
     jobs: int = cfg(2, help="stages run at once when they do not depend on each other; each gets "

@@ -7,7 +7,7 @@ warm-started policy sample realistic mistakes, some of which cost the answer
 Only a process reward can tell the second kind from a clean episode.
 
 Revision demonstrations show the critique-then-revise turn (Reagent-C, and Reagent-U's
-revised rollouts): a flawed attempt, the rules teacher's critique of it injected the
+revised rollouts): a first attempt, the rules teacher's critique of it injected the
 way :func:`reagent.critique.revision_messages` does at inference, then a clean
 attempt. A policy that never saw that context answers it with noise.
 """
@@ -110,8 +110,12 @@ def _tag(traj: Trajectory, flaw: str | None) -> Trajectory:
 
 
 def revision_demo(env: ToyEnv, task: Task, rng: random.Random) -> Trajectory:
-    """A flawed attempt, the rules teacher's critique of it, then a clean attempt."""
-    first = demonstrate(env, task, _draw_flaw(task, rng), rng)
+    """A first attempt, the rules teacher's critique of it, then a clean attempt.
+
+    Half the first attempts are clean and critiqued "No flaws found.": at inference
+    the judge often says so, and the policy should then solve the task the same way
+    again, not read any critique as a cue to change its answer."""
+    first = demonstrate(env, task, _draw_flaw(task, rng) if rng.random() < 0.5 else None, rng)
     critique = rules_judgment(task, first).critique
     second = demonstrate(env, task, None, rng, messages=revision_messages(first, critique))
     second.extra["demo_flaw"] = "revision"

@@ -40,10 +40,8 @@ class Budget:
     max_turns: int = 5
     judge_tokens: int = 192  # token limit of one judge verdict
     flaw_rate: float = 0.2  # share of demonstrations with one deliberate flaw
-    revision_rate: float = 0.1  # share of demonstrations that revise a flawed attempt after its critique
-    # The judge starts from the SFT policy (as InstructGPT's reward model starts from the
-    # SFT model: it can already read trajectories) or from a fresh model of judge_size.
-    judge_init: str = "sft"
+    revision_rate: float = 0.1  # share of demonstrations that revise a first attempt after its critique
+    sft_val_fraction: float = 0.0125  # of demo tasks, for SFT's validation loss (150 of 12,000)
 
 
 BUDGETS = {

@@ -35,7 +35,7 @@ class Stage:
     args: list[str]
     estimate_s: float  # for the overall ETA
     needs: tuple[str, ...] = ()  # stages of the same seed that must finish first
-    alone: bool = False  # runs with every core and nothing beside it (nothing else is ready then)
+    alone: bool = False  # on the critical path: runs with every core and nothing beside it
 
     @property
     def command(self) -> str:
@@ -67,23 +67,20 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
     # ETA guesses (seconds) from the default budget on a 2-core machine with the fork
     # launcher, scaled by size.
     judge_data = b.judge_max_examples / 640
-    # One tokenizer corpus for both models, so a judge can start from the SFT policy.
+    # One tokenizer corpus for both models: every text either of them reads or writes.
     corpus = [_package_file("reagent.envs", "toy.py"), _package_file("reagent", "prompts", "critique_injection.txt"),
               _package_file("rrm", "prompts", "judge_system.txt"), _package_file("reagent.envs", "toy_checker.py")]
-    judge0 = sft if b.judge_init == "sft" else str(s / "models" / "judge0")
+    judge0 = str(s / "models" / "judge0")
     stages = [
         Stage("make-policy", ["make-tiny-model", "--out", p, "--size", b.policy_size, "--seed", str(seed),
                               "--extra-corpus", *corpus], 1),
-    ]
-    if b.judge_init == "scratch":
-        stages.append(Stage("make-judge", ["make-tiny-model", "--out", judge0, "--size", b.judge_size,
-                                           "--seed", str(seed + 100), "--extra-corpus", *corpus], 1))
-    stages += [
+        Stage("make-judge", ["make-tiny-model", "--out", judge0, "--size", b.judge_size,
+                             "--seed", str(seed + 100), "--extra-corpus", *corpus], 1),
         Stage("demos", ["demos", "--out", str(d / "demos.jsonl"), "--limit", str(b.demos), "--seed", str(seed),
                         "--flaw-rate", str(b.flaw_rate), "--revision-rate", str(b.revision_rate), *toy_seed], 1),
         Stage("sft", ["sft", "--data", str(d / "demos.jsonl"), "--model", p, "--out", str(s / "sft"),
                       "--max-steps", str(b.sft_steps), "--batch-size", str(b.sft_batch), "--lr", str(b.sft_lr),
-                      "--seed", str(seed), "--schedule", "constant",
+                      "--seed", str(seed), "--schedule", "constant", "--val-fraction", str(b.sft_val_fraction),
                       "--eval-every", str(max(b.sft_steps // 4, 1))], 10 + 0.22 * b.sft_steps, ("make-policy", "demos"),
               alone=True),
         Stage("judge-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "train",
@@ -103,7 +100,7 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
                               "--batch-size", "16", "--grad-accum", "1", "--seed", str(seed),
                               "--eval-max-examples", str(b.judge_eval_tasks), "--eval-max-new-tokens", str(b.judge_tokens),
                               "--no-eval-before"], 10 + 30 * b.judge_epochs * judge_data,
-              ("judge-dataset", "sft" if b.judge_init == "sft" else "make-judge")),
+              ("judge-dataset", "make-judge"), alone=True),
         Stage("heldout-traces", ["rollout", "--model", sft, "--env", "toy", "--split", "heldout",
                                  "--limit", str(b.judge_eval_tasks), "--n", "2", "--seed", str(seed + 1),
                                  "--out", str(d / "heldout_traces.jsonl"), *toy_seed, *loop], 3, ("sft",)),

@@ -4,8 +4,9 @@ A tiny model keeps two CPU cores only half busy with one process (an SFT step is
 0.26 s on one thread and 0.22 s on two), while grpo, the judge's training, the evals
 and the other variants do not depend on one another. So the scheduler starts up to
 ``jobs`` ready stages at once, each with ``threads`` torch threads, in plan order (the
-judge's path comes first: it is the longest). A stage marked ``alone`` (SFT: nothing
-else can start before it ends) waits for the others and gets all ``jobs * threads``.
+judge's path comes first: it is the longest). A stage marked ``alone`` (SFT and the
+judge's training, which everything after them waits for) waits for the running ones,
+then gets all ``jobs * threads`` threads to itself.
 A failed stage lets the running ones finish, then raises with its log.
 """
 

@@ -104,22 +104,25 @@ def test_verdict_names_each_fix_once_and_counts_repeated_flaws(env):
     assert j.score == 0.0  # both repeats still cost: 0.4 + 0.4 + 0.7
 
 
-def test_revision_demos_show_a_critiqued_flawed_attempt_then_a_clean_one(env):
+def test_revision_demos_show_a_critiqued_attempt_then_a_clean_one(env):
     tasks = env.tasks("train", 80)
     demos = demonstrations(env, tasks, flaw_rate=0.3, seed=1, revision_rate=0.5)
     revisions = [(d, t) for d, t in zip(demos, tasks) if d.extra["demo_flaw"] == "revision"]
     assert 20 < len(revisions) < 60
+    first_scores = []
     for traj, task in revisions:
         Trajectory.from_dict(traj.to_dict())  # valid record
         users = [i for i, m in enumerate(traj.messages) if m.role == "user"]
         assert len(users) == 2
         first = Trajectory(task_id=task.id, messages=traj.messages[:users[1]])
         judged = rules_judgment(task, first)
-        assert judged.score < 1.0  # the first attempt is flawed ...
+        first_scores.append(judged.score)
         injected = revision_messages(first, judged.critique)[-1]
-        assert traj.messages[users[1]].content == injected.content  # ... and critiqued as at inference
+        assert traj.messages[users[1]].content == injected.content  # critiqued as at inference
         assert injected.content.endswith(task.question)  # restated where a small policy copies from
         second = Trajectory(task_id=task.id, messages=[traj.messages[0], *traj.messages[users[1] + 1:]])
         assert check_process(task, second).flaws == [] and traj.outcome == 1.0
         ids = [tc.id for m in traj.messages for tc in m.tool_calls or []]
         assert len(ids) == len(set(ids))
+    flawed = sum(score < 1.0 for score in first_scores)
+    assert 0.25 * len(first_scores) < flawed < 0.75 * len(first_scores)  # clean and flawed first attempts
