@@ -36,7 +36,7 @@ def test_smoke_quickstart_report_is_recomputable(tmp_path):
 
 @pytest.mark.parametrize("launcher", ["fork", "subprocess"])
 def test_stage_launchers_log_mark_and_report_failure(tmp_path, launcher):
-    from reagent.quickstart.pipeline import Stage, fork_available, run_stage, stage_done
+    from reagent.quickstart.launch import Stage, fork_available, run_stage, stage_done
 
     if launcher == "fork" and not fork_available():
         pytest.skip("fork launcher is Linux-only")
@@ -55,7 +55,7 @@ def test_stage_launchers_log_mark_and_report_failure(tmp_path, launcher):
 
 @pytest.mark.parametrize("launcher", ["fork", "subprocess"])
 def test_scheduler_runs_needs_first_skips_done_and_stops_on_failure(tmp_path, launcher):
-    from reagent.quickstart.pipeline import Stage, fork_available
+    from reagent.quickstart.launch import Stage, fork_available
     from reagent.quickstart.scheduler import run_plan
 
     if launcher == "fork" and not fork_available():

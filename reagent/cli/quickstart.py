@@ -44,14 +44,15 @@ def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from reagent.quickstart.budgets import BUDGETS
-    from reagent.quickstart.pipeline import fork_available, preload, seed_stages
+    from reagent.quickstart.launch import fork_available, preload
+    from reagent.quickstart.pipeline import seed_stages
     from reagent.quickstart.report import write_report
     from reagent.quickstart.scheduler import run_plan
 
     c = load_config(QuickstartConfig, args)
     root, budget = Path(c.out), BUDGETS[c.budget]
     plan = [(s, st) for s in range(c.seeds) for st in seed_stages(root, s, budget, c.device)]
-    total = sum(st.estimate_s for _, st in plan) / max(c.jobs, 1)
+    total = sum(st.eta_share(c.jobs) for _, st in plan)
     start = time.time()
     launcher = c.launcher if fork_available() else "subprocess"
     if launcher == "fork":
@@ -61,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
     with tqdm(total=round(total), unit="s", bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]") as bar:
         def on_done(seed, stage, done):
             bar.set_description(f"quickstart ({c.budget}) seed {seed}: {stage.name:<22}")
-            bar.update(round(stage.estimate_s / max(c.jobs, 1)))
+            bar.update(round(stage.eta_share(c.jobs)))
 
         done_by_seed = run_plan(root, plan, c.jobs, launcher, threads, on_done)
     results = write_report(root, c.seeds, c.budget, budget, done_by_seed, c.jobs)

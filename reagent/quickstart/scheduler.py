@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from reagent.quickstart.pipeline import Stage, StageRun, stage_done, start_stage
+from reagent.quickstart.launch import Stage, StageRun, stage_done, start_stage
 
 
 def run_plan(root: Path, plan: list[tuple[int, Stage]], jobs: int, launcher: str, threads: int,
