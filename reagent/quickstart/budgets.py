@@ -49,8 +49,8 @@ BUDGETS = {
                     judge_traces=8, judge_n=2, judge_epochs=1, judge_max_examples=32, judge_eval_tasks=4,
                     rl_steps=2, prompts_per_step=2, group_size=2, eval_tasks=4, eval_k=2,
                     max_tokens=48, max_new_tokens=24, max_turns=3, judge_tokens=32),
-    "default": Budget(policy_size="micro", judge_size="micro", demos=12000, sft_steps=1500, sft_batch=32, sft_lr=3e-3,
+    "default": Budget(policy_size="micro", judge_size="micro", demos=12000, sft_steps=1800, sft_batch=32, sft_lr=3e-3,
                       judge_traces=160, judge_n=4, judge_epochs=4, judge_max_examples=640,
-                      judge_eval_tasks=48, rl_steps=10, prompts_per_step=8, group_size=8,
+                      judge_eval_tasks=48, rl_steps=8, prompts_per_step=8, group_size=8,
                       eval_tasks=80, eval_k=2, judge_tokens=192),
 }
