@@ -1,15 +1,16 @@
 """Sizes and step counts of the quickstart's budgets.
 
-``default`` is meant for 15 minutes on 2 CPU cores. SFT gets the largest share and
-runs alone: a ~1M-parameter policy learns to copy account names off the question
-after a few hundred steps, but to copy balances out of tool results only after
-~750-1,500 steps of 32, and where in that range is chaotic. Until it does, held-out
-accuracy is ~2%. 12,000 demonstrations seen twice each got there sooner than 3,000
-seen 16 times (seed 0: held-out SFT loss 0.21 vs 0.37 after 1,000 steps): with few
-demos the model memorises them instead. A tenth of the demonstrations show a critiqued
-flawed attempt and its clean revision, so Reagent-C and Reagent-U revise from a
-context the policy has seen. The variants then get equal RL steps. ``smoke`` exercises
-every stage in well under a minute and checks structure, not numbers.
+``default`` is meant for 15 minutes on 2 CPU cores; one seed took 12.7-13.2 min on the
+dev machine (issue 8). SFT gets the largest share and runs alone: a ~1M-parameter
+policy learns to copy account names off the question after a few hundred steps, but
+to copy balances out of tool results only after ~750-1,700 steps of 32, and where in
+that range is chaotic (at 1,500 steps one seed in three was still before it, at 0.07
+held-out accuracy; at 1,800 the three seeds reached 0.19, 0.46 and 0.21). 12,000
+demonstrations seen ~5 times each got there sooner than 3,000 seen 16 times (the
+model memorises a small set instead). A tenth of the demonstrations show a critiqued
+first attempt and a clean revision, so Reagent-C and Reagent-U revise from a context
+the policy has seen. The variants then get equal RL steps. ``smoke`` exercises every
+stage in well under a minute and checks structure, not numbers.
 """
 
 from __future__ import annotations
