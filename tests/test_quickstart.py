@@ -34,12 +34,18 @@ def test_smoke_quickstart_report_is_recomputable(tmp_path):
     assert json.loads((out / "results.json").read_text())["variants"] == results["variants"]
 
 
-@pytest.mark.parametrize("launcher", ["fork", "subprocess"])
-def test_stage_launchers_log_mark_and_report_failure(tmp_path, launcher):
-    from reagent.quickstart.launch import Stage, fork_available, run_stage, stage_done
+@pytest.fixture(params=["fork", "subprocess"])
+def launcher(request):
+    from reagent.quickstart.launch import fork_available
 
-    if launcher == "fork" and not fork_available():
+    if request.param == "fork" and not fork_available():
         pytest.skip("fork launcher is Linux-only")
+    return request.param
+
+
+def test_stage_launchers_log_mark_and_report_failure(tmp_path, launcher):
+    from reagent.quickstart.launch import Stage, run_stage, stage_done
+
     demos = tmp_path / "demos.jsonl"
     ok = Stage("demos", ["demos", "--out", str(demos), "--limit", "3"], 1)
     done = run_stage(tmp_path, 0, ok, launcher)
@@ -53,13 +59,10 @@ def test_stage_launchers_log_mark_and_report_failure(tmp_path, launcher):
     assert stage_done(tmp_path, 0, bad) is None
 
 
-@pytest.mark.parametrize("launcher", ["fork", "subprocess"])
 def test_scheduler_runs_needs_first_skips_done_and_stops_on_failure(tmp_path, launcher):
-    from reagent.quickstart.launch import Stage, fork_available
+    from reagent.quickstart.launch import Stage
     from reagent.quickstart.scheduler import run_plan
 
-    if launcher == "fork" and not fork_available():
-        pytest.skip("fork launcher is Linux-only")
     demos = tmp_path / "demos.jsonl"
     make = Stage("demos", ["demos", "--out", str(demos), "--limit", "3"], 1)
     check = Stage("check", ["validate", str(demos)], 1, needs=("demos",))  # fails if run first

@@ -24,8 +24,8 @@ class DemosConfig:
     split: str = cfg("train", help="toy split: train | heldout")
     limit: int = cfg(2000, help="number of tasks (one episode each)")
     flaw_rate: float = cfg(0.4, help="share of episodes with one deliberate flaw")
-    revision_rate: float = cfg(0.0, help="share of episodes that show a flawed attempt, its critique "
-                               "and a clean revision (for Reagent-C/U)")
+    revision_rate: float = cfg(0.0, help="share of episodes that show a first attempt (flawed half the "
+                               "time), its critique and a clean revision (for Reagent-C/U)")
     env_seed: int = cfg(0, help="seed of the toy task generator")
     seed: int = cfg(0, help="seed of the flaw draw")
 

@@ -86,10 +86,11 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
                                 "--out", str(s / "eval" / "judge_quality.json"), "--max-new-tokens", str(b.judge_tokens),
                                 "--device", device], 2 + 0.04 * b.judge_eval_tasks, ("train-judge", "annotate-heldout")),
     ]
+    rl_seconds = {v: per_step * b.rl_steps + 10 for v, per_step in
+                  {"grpo": 2.0, "reagent-r": 6.5, "reagent-u": 11.6}.items()}
     # Longest first: the scheduler starts ready stages in list order.
-    for v in ("reagent-u", "reagent-r", "grpo"):
-        stages.append(Stage(f"rl-{v}", _train_args(s, v, seed, b, sft, judge, device),
-                            {"grpo": 2.0, "reagent-r": 6.5, "reagent-u": 11.6}[v] * b.rl_steps + 10,
+    for v in sorted(VARIANTS, key=rl_seconds.get, reverse=True):
+        stages.append(Stage(f"rl-{v}", _train_args(s, v, seed, b, sft, judge, device), rl_seconds[v],
                             ("sft",) if v == "grpo" else ("sft", "train-judge")))
     stages += _eval_stages(s, seed, b, sft, judge, device)
     return stages
