@@ -30,8 +30,19 @@ def tool_schema(tool: Tool) -> dict:
     }
 
 
+class ToolSetupError(RuntimeError):
+    """A tool cannot work at all on this machine (e.g. a package is missing).
+
+    Unlike a failed call, this is the operator's problem: it is raised, never shown to the
+    agent as a tool result, so a run stops with the fix instead of training on error text.
+    """
+
+
 def run_tool_call(tools: dict[str, Tool], call: ToolCall) -> str:
-    """Run one call; malformed calls, unknown tools, bad arguments and crashes become error text."""
+    """Run one call; malformed calls, unknown tools, bad arguments and crashes become error text.
+
+    :class:`ToolSetupError` is the exception: it propagates.
+    """
     if call.error:
         return f"Error: {call.error}"
     tool = tools.get(call.name or "")
@@ -46,6 +57,8 @@ def run_tool_call(tools: dict[str, Tool], call: ToolCall) -> str:
         return str(tool(**args))
     except TypeError as e:
         return f"Error: bad arguments for {call.name}: {e}"
+    except ToolSetupError:
+        raise
     except Exception as e:  # noqa: BLE001 - a tool failure is information for the agent
         return f"Error: {call.name} failed: {type(e).__name__}: {e}"
 

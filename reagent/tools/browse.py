@@ -31,6 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from reagent.config import cfg
+from reagent.tools.base import ToolSetupError
 
 SUMMARY_PROMPT = (
     "You read a web page for an assistant that is working on this goal:\n{goal}\n\n"
@@ -108,6 +109,33 @@ class BrowseError(RuntimeError):
     """A page could not be fetched or read; the message is shown to the agent."""
 
 
+class ExtractorMissing(ToolSetupError):
+    """The HTML extractor's packages are not installed: the operator's problem, not the page's.
+
+    Raised (never turned into agent text) so that a run fails at once with the package to
+    install, instead of every page of every episode silently reading as an error.
+    """
+
+
+# (module to import, package that provides it) for the HTML extractor; lxml >= 5.2 moved its
+# HTML cleaner, which jusText (a trafilatura dependency) imports, into lxml_html_clean.
+EXTRACTOR_MODULES = (("trafilatura", "trafilatura"), ("lxml.html.clean", "lxml_html_clean"))
+
+
+def check_extractor() -> None:
+    """Raise :class:`ExtractorMissing` naming the package when the HTML extractor cannot load."""
+    import importlib
+
+    for module, package in EXTRACTOR_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ExtractorMissing(
+                f"the browse tool needs the package '{package}' to read HTML pages "
+                f"(import {module} failed: {e}); install it with: pip install {package}"
+            ) from None
+
+
 @dataclass
 class Page:
     url: str  # after redirects
@@ -119,6 +147,7 @@ class Page:
 
 def html_to_text(html: str, url: str | None = None) -> str:
     """Main text of an HTML page (trafilatura), or all visible text when that finds nothing."""
+    check_extractor()
     import trafilatura  # slow to import; only needed here
 
     text = trafilatura.extract(
@@ -195,6 +224,7 @@ class BrowseTool:
 
     def __init__(self, config: BrowseConfig | None = None):
         self.config = config or BrowseConfig()
+        check_extractor()  # fail when the tool is built, not on every page of a run
 
     def __call__(self, url: Any = "", goal: Any = None, **_: Any) -> str:
         if not isinstance(url, str) or not url.strip():
@@ -204,6 +234,8 @@ class BrowseTool:
             return self.read(url.strip(), goal)
         except BrowseError as e:
             return f"Error: {e}"
+        except ExtractorMissing:
+            raise
         except Exception as e:  # noqa: BLE001 - the agent gets text, never an exception
             return f"Error: browsing {url} failed: {type(e).__name__}: {e}"
 

@@ -210,3 +210,26 @@ def test_config_is_checked():
         BrowseConfig(summarizer_base_url="http://127.0.0.1:1/v1")
     with pytest.raises(ValueError, match="max_bytes"):
         BrowseConfig(max_bytes=0)
+
+
+def test_missing_extractor_is_a_setup_error_naming_the_package(monkeypatch):
+    """Without lxml_html_clean the tool refuses to be built, and a call never becomes page text."""
+    import sys
+
+    from reagent.records import ToolCall
+    from reagent.tools.base import ToolSetupError, run_tool_call
+    from reagent.tools.browse import ExtractorMissing, Page, check_extractor
+
+    check_extractor()  # installed here: nothing raised
+    tool = BrowseTool(BrowseConfig(block_private_hosts=False))
+    monkeypatch.setitem(sys.modules, "lxml.html.clean", None)  # as if the package were missing
+    with pytest.raises(ExtractorMissing, match="pip install lxml_html_clean"):
+        BrowseTool()
+    with pytest.raises(ToolSetupError, match="lxml_html_clean"):
+        html_to_text("<html><body><p>x</p></body></html>")
+    page = Page(url="http://127.0.0.1:9/x", content_type="text/html", body=b"<p>x</p>",
+                encoding="utf-8", truncated=False)
+    monkeypatch.setattr(tool, "fetch", lambda url: page)
+    call = ToolCall(id="c1", name="browse", arguments='{"url": "http://127.0.0.1:9/x"}')
+    with pytest.raises(ExtractorMissing):
+        run_tool_call({"browse": tool}, call)
