@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
+from pathlib import Path
 
-from reagent.jsonl import RecordError, iter_json_lines
+from reagent.jsonl import BadJSON, RecordError, iter_json_lines, parse_json_line
 from reagent.records import RECORD_TYPES, FieldError, guess_record_type
 
 
@@ -18,11 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_file(path: str, record_type: str | None = None) -> tuple[int, list[RecordError]]:
     """Return (number of good records, errors) for one file."""
     good, errors = 0, []
+    if not Path(path).is_file():
+        return 0, [RecordError(path, 0, "no such file")]
     for lineno, text in iter_json_lines(path):
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            errors.append(RecordError(path, lineno, f"malformed JSON: {e.msg} at column {e.colno}"))
+            obj = parse_json_line(text)
+        except BadJSON as e:
+            errors.append(RecordError(path, lineno, str(e)))
             continue
         cls = RECORD_TYPES[record_type] if record_type else guess_record_type(obj)
         try:
