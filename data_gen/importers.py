@@ -338,6 +338,8 @@ def map_openai(obj: Any, key: str | None = None,
             calls = None
             try:
                 if m.get("tool_calls"):
+                    if not isinstance(m["tool_calls"], list):
+                        raise MappingError(f"{where}.tool_calls: expected a list")
                     calls = [ToolCall.from_dict(c, f"{where}.tool_calls[{j}].")
                              for j, c in enumerate(m["tool_calls"])]
                 elif isinstance(m.get("function_call"), dict):

@@ -139,7 +139,7 @@ class ToolCall(Record):
             return {}
         try:
             value = json.loads(self.arguments)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # malformed, a 4,300-digit int, too deep
             return {}
         return value if isinstance(value, dict) else {}
 
