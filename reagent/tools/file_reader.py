@@ -27,6 +27,7 @@ TEXT_EXTENSIONS = frozenset({
 })
 # fmt: on
 MAX_SHOWN = 200  # characters of a path quoted back in error text
+MAX_PATH = 4096  # characters of a path at most (Linux PATH_MAX)
 
 
 def _shown(path: Any) -> str:
@@ -99,6 +100,9 @@ class FileReaderTool:
         """The real path of ``path`` under the root; raises :class:`FileReaderError` otherwise."""
         if not isinstance(path, str) or not path.strip():
             raise FileReaderError("file_reader needs a non-empty 'path' string")
+        if len(path) > MAX_PATH:
+            raise FileReaderError(f"the path is {len(path):,} characters long; the limit is "
+                                  f"{MAX_PATH:,}")
         if "\x00" in path:
             raise FileReaderError("the path contains a NUL character")
         pure = PurePosixPath(path.strip())
