@@ -49,3 +49,16 @@ def test_deadline_client_and_transport(drip):
         client.get(f"{drip.url}/page")
     with pytest.raises(ValueError, match="total_s must be > 0"):
         deadline_transport(0)
+
+
+def test_answer_checker_and_search_api_are_cut_at_their_timeout(drip):
+    from reagent.rewards.llm_judge import LLMAnswerChecker
+    from reagent.tools.search import HTTPSearchBackend, SearchError
+
+    start = time.monotonic()
+    with LLMAnswerChecker(f"{drip.url}/v1", "m", max_retries=0, timeout=1) as checker:
+        check = checker.check("What is 6*7?", "42", "42")
+    assert check.verdict == "could_not_judge" and "Timeout" in (check.error or ""), check
+    with pytest.raises(SearchError, match="did not answer within 1 s"):
+        HTTPSearchBackend(f"{drip.url}/search", timeout=1).search("q", 3)
+    assert time.monotonic() - start < 15  # each drip alone takes ~50 s
