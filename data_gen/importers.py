@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reagent.jsonl import BadJSON, iter_json_lines, parse_json_line, read_records
+from reagent.jsonl import BadJSON, iter_json_lines, non_finite_path, parse_json_line, read_records
 from reagent.jsonl import SkipReport as _JsonlSkips
 from reagent.records import FieldError, Message, ToolCall, Trajectory
 from reagent.rewards.short_answer import normalize_answer
@@ -182,6 +182,9 @@ def load_traces(path: str | os.PathLike, fmt: str = "trajectory", outcome_field:
             try:
                 if isinstance(obj, MappingError):
                     raise obj
+                bad = non_finite_path(obj)
+                if bad is not None:
+                    raise MappingError(f"field {bad!r}: NaN/Infinity is not a JSON number")
                 traj, notes = mapper(obj, key, outcome_field)
             except MappingError as e:
                 report.skipped.append(Skipped(where, str(e)))

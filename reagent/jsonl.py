@@ -10,6 +10,7 @@ and readers tolerate a torn last line left by such a kill.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -119,6 +120,24 @@ def _walk(obj: object) -> Iterator[tuple[object, int]]:
             stack += [(v, depth + 1) for v in value.values()]
         elif isinstance(value, list):
             stack += [(v, depth + 1) for v in value]
+
+
+def non_finite_path(obj: object) -> str | None:
+    """Dotted path of the first NaN or Infinity anywhere in ``obj`` (not JSON), else None.
+
+    Python's reader accepts them, so a strict checker or converter looks for them here;
+    the project's own readers keep them in fields they do not type (see ``records``).
+    """
+    stack: list[tuple[object, str]] = [(obj, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path or "<record>"
+        if isinstance(value, dict):
+            stack += [(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return None
 
 
 def _check_depth(obj: object) -> None:

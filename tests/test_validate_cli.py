@@ -64,6 +64,8 @@ def _hostile_lines() -> dict[str, tuple[bytes, str]]:
         "loss_mask": (variant(token_ids=[1, 2], loss_mask=[7, "z"]), "field 'loss_mask[0]': expected 0 or 1"),
         "bool_ids": (variant(token_ids=[True, 2], loss_mask=[0, 1]), "field 'token_ids[0]'"),
         "huge_role": (variant(messages=[{"role": "x" * 100000}]), "more characters"),
+        "nan_untyped": (variant(rewards={"judge": float("nan")}),
+                        "field 'rewards.judge': NaN/Infinity is not a JSON number"),
     }
 
 

@@ -156,6 +156,7 @@ def test_hostile_lines_are_skipped_by_line_not_crashes(tmp_path):
         b'{"conversations": [{"from": "human", "value": "\xff"}]}',
         json.dumps({"conversations": [{"from": [None], "value": "q"}]}).encode(),
         b'{"conversations": [], "id": ' + b"1" * 4301 + b"}",
+        json.dumps({**SHAREGPT_GOOD, "tools": float("-inf")}).encode(),
     ]) + b"\n")
     report = ImportReport()
     assert len(load_traces(path, "sharegpt", report=report)) == 1
@@ -164,6 +165,7 @@ def test_hostile_lines_are_skipped_by_line_not_crashes(tmp_path):
     assert "invalid UTF-8 byte" in where[f"{path}:3"]
     assert "[None] is not one of" in where[f"{path}:4"]
     assert "4300 digits" in where[f"{path}:5"]
+    assert "field 'tools': NaN/Infinity is not a JSON number" in where[f"{path}:6"]
 
 
 def test_tool_results_with_no_matching_call_are_dropped_and_counted(tmp_path):
