@@ -172,6 +172,11 @@ def load_traces(path: str | os.PathLike, fmt: str = "trajectory", outcome_field:
     if fmt == "trajectory":
         skips = _JsonlSkips()
         for traj in read_records(path, Trajectory, skip_bad=True, report=skips):
+            bad = non_finite_path(traj.to_dict())
+            if bad is not None:
+                report.skipped.append(Skipped(f"{path} (id {traj.id!r})"[:300],
+                                              f"field {bad!r}: NaN/Infinity is not a JSON number"))
+                continue
             keep(traj, str(path))
         report.read += skips.read + skips.skipped
         report.skipped += [Skipped(f"{e.path}:{e.line}", e.reason) for e in skips.errors]

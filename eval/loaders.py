@@ -52,7 +52,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from reagent.jsonl import BadJSON, RecordError, parse_json_line
+from reagent.jsonl import BadJSON, RecordError, non_finite_path, parse_json_line
 from reagent.records import Task
 from reagent.rewards.math import gsm8k_reference
 
@@ -146,6 +146,10 @@ def _line_of(text: str, error: BadJSON) -> int:
 def _object(path: Path, line: int, rec: Any) -> dict:
     if not isinstance(rec, dict):
         raise RecordError(path, line, f"expected a JSON object, got {type(rec).__name__}")
+    bad = non_finite_path(rec)
+    if bad is not None:
+        raise RecordError(path, line, f"field {bad!r}: NaN/Infinity is not a JSON number",
+                          field=bad)
     return rec
 
 

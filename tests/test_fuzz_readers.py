@@ -19,7 +19,7 @@ import pytest
 from data_gen.importers import ImportReport, load_traces
 from eval.loaders import load_benchmark
 from reagent.cli.validate import check_file
-from reagent.jsonl import RecordError
+from reagent.jsonl import RecordError, non_finite_path
 from reagent.toolcalls import parse_tool_calls, strip_tool_calls
 from rrm.parse import STATUSES, parse_judgment
 from tests.test_records import make_trajectory
@@ -98,7 +98,8 @@ def hostile_line(seed: dict, rng: random.Random) -> bytes:
 
 def _written_back(records) -> None:
     for r in records:
-        r.to_json().encode("utf-8")  # accepted means writable
+        r.to_json().encode("utf-8")  # accepted means writable...
+        assert non_finite_path(r.to_dict()) is None  # ... as JSON other tools can read
 
 
 def test_validate_never_raises(tmp_path):

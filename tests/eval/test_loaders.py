@@ -331,9 +331,10 @@ def test_limit_and_missing_path(tmp_path):
     ("bamboogle", [b"[" * 100000], 2, "nested deeper"),
     ("bamboogle", [b'{"question": "\xff", "answer": "a"}'], 2, "invalid UTF-8 byte"),
     ("bamboogle", [b'{"question": "q", "answer": ' + b"1" * 4301 + b"}"], 2, "4300 digits"),
-    ("bamboogle", [b'{"question": NaN, "answer": "a"}'], 2, "the number nan"),
+    ("bamboogle", [b'{"question": NaN, "answer": "a"}'], 2, "field 'question': NaN/Infinity"),
     ("bamboogle", [b'{"id": "0", "question": "q2", "answer": "a"}'], 2, "duplicate task id 'bamboogle-0' (first at line 1)"),
-    ("aime24", [b'{"id": 9, "problem": "p", "answer": "1", "year": -Infinity}'], 2, "expected a year"),
+    ("aime24", [b'{"id": 9, "problem": "p", "answer": "1", "year": -Infinity}'], 2, "field 'year': NaN"),
+    ("aime24", [b'{"id": 9, "problem": "p", "answer": "1", "year": [2024]}'], 2, "expected a year"),
     ("hotpotqa_ircot", [json.dumps({
         "question_id": "x", "question_text": "q", "contexts": [],
         "answers_objects": [{"date": 1e308, "spans": 5, "number": ""}]}).encode()], 2,
