@@ -23,7 +23,7 @@ def check_file(path: str, record_type: str | None = None) -> tuple[int, list[Rec
     """Return (number of good records, errors) for one file."""
     good, errors = 0, []
     if not Path(path).is_file():
-        return 0, [RecordError(path, 0, "no such file")]
+        raise FileNotFoundError(f"no such file: {path}")
     for lineno, text in iter_json_lines(path):
         try:
             obj = parse_json_line(text)
