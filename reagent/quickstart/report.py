@@ -129,12 +129,17 @@ def _markdown(root: Path, seeds: int, budget_name: str, b, table: dict, quality:
         lines.append(f"| {name} | {_fmt(row['accuracy'])} ± {_fmt(row['stderr'])} | {_fmt(row['judge_mean'])} | "
                      f"{_fmt(row['tool_calls'], 2)} | {_fmt(row['wall_s'], 1)} | {_budget_line(name, b)} |")
     lines += ["", "## Judge quality (held-out trajectories of the SFT policy, rule-based teacher labels)", "",
-              "| seed | format-valid rate | AUROC vs outcome | Pearson vs teacher | MAE vs teacher | pairwise acc. |",
-              "|---|---|---|---|---|---|"]
+              "AUROC and pairwise accuracy over the trajectories the judge scored (coverage); "
+              "\"failures worst\" counts every failed judgment as the lowest score.", "",
+              "| seed | format-valid rate | coverage | AUROC vs outcome | AUROC, failures worst | "
+              "Pearson vs teacher | MAE vs teacher | pairwise acc. | pairwise, failures worst |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for s, q in enumerate(quality):
-        lines.append(f"| {s} | {_fmt(q.get('format_valid_rate'))} | {_fmt(q.get('auroc'))} | "
+        lines.append(f"| {s} | {_fmt(q.get('format_valid_rate'))} | {_fmt(q.get('coverage'))} | "
+                     f"{_fmt(q.get('auroc'))} | {_fmt(q.get('auroc_failures_worst'))} | "
                      f"{_fmt(q.get('score_pearson'))} | {_fmt(q.get('score_mae'))} | "
-                     f"{_fmt(q.get('pairwise_accuracy'))} |")
+                     f"{_fmt(q.get('pairwise_accuracy'))} | "
+                     f"{_fmt(q.get('pairwise_accuracy_failures_worst'))} |")
     lines += ["", "![curves](curves.png)", "", "## Commands (every stage, in dependency order)", ""]
     for s, done in stages.items():
         lines.append(f"### seed {s}")
