@@ -36,6 +36,9 @@ class ToolsConfig:
     python_namespaces: bool = cfg(
         True, help="python: use Linux namespaces (network, mounts, PIDs) when possible"
     )
+    python_isolation: str = cfg(
+        "auto", help="python: 'auto' (bubblewrap if it works here, else in-house), 'bwrap', 'inhouse'"
+    )
     search_backend: str = cfg(
         "bm25", help="search: 'bm25' (local corpus) or 'http' (Serper-style web API)"
     )
