@@ -427,7 +427,8 @@ def main() -> None:
         source_fd = os.memfd_create("main.py", 0)  # inherited by bwrap and stage two
         os.write(source_fd, source.encode("utf-8"))
         os.lseek(source_fd, 0, os.SEEK_SET)
-        layers += [params["bwrap_version"], "network namespace", "ipc namespace", "pid namespace"]
+        layers += [params["bwrap_version"]] + ([] if os.geteuid() == 0 else ["user namespace"])
+        layers += ["network namespace", "ipc namespace", "pid namespace"]
         layers += _layers_of_view(params, fresh_proc=True)
         argv = _bwrap_argv(params, _view(), source_fd, {**params, "layers": layers})
         os.execv(argv[0], argv)  # the status pipe stays open for stage two
