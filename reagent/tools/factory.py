@@ -31,7 +31,8 @@ class ToolsConfig:
         2000, help="python: characters of output returned (middle cut)"
     )
     python_sandbox_user: str = cfg(
-        "nobody", help="python: user the code runs as when we are root ('' = root)"
+        "nobody",
+        help="python: as root each call runs as its own uid; '' = root (no uid switch)",
     )
     python_namespaces: bool = cfg(
         True, help="python: use Linux namespaces (network, mounts, PIDs) when possible"

@@ -100,7 +100,9 @@ class PythonSandboxConfig:
         "across all processes of a call with a per-call cgroup, where it can be made",
     )
     namespaces: bool = cfg(
-        True, help="use Linux network/mount/PID namespaces when the kernel allows it"
+        True,
+        help="use Linux network/mount/PID namespaces (bubblewrap or in-house) when the kernel "
+        "allows it; off leaves only the uid, cgroup, rlimits and socket guard",
     )
     socket_guard: bool = cfg(
         True, help="refuse AF_INET/AF_INET6 sockets inside the interpreter (second layer)"

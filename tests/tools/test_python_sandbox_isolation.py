@@ -221,7 +221,7 @@ def test_memory_bomb_across_five_forks_is_limited(isolation):
         "    if pid == 0:\n"
         "        try:\n"
         "            block = b'x' * (100 << 20)\n"
-        "            time.sleep(1.5)\n"
+        "            time.sleep(1.0)\n"
         "            os._exit(0)\n"
         "        except MemoryError:\n"
         "            os._exit(3)\n"
@@ -341,11 +341,9 @@ def test_each_call_has_its_own_uid(isolation):
 
 
 def test_env_command_reports_the_layers(capsys):
-    import argparse
-
     from reagent.cli import env
 
-    assert env.main(argparse.Namespace()) == 0
+    env._sandbox_report()  # the part of `reagent env` about the sandbox (no torch import)
     printed = capsys.readouterr().out
     assert "python sandbox layers:" in printed and "socket guard" in printed
     assert "bubblewrap:" in printed
