@@ -433,6 +433,9 @@ def main() -> None:
         argv = _bwrap_argv(params, _view(), source_fd, {**params, "layers": layers})
         os.execv(argv[0], argv)  # the status pipe stays open for stage two
     status = os.fdopen(params["status_fd"], "w")
+    if params["namespaces"]:
+        why = f" ({params['bwrap_why_not']})" if params["bwrap_why_not"] else ""
+        layers.append("in-house namespaces" + why)
     new_pid, new_mounts = _enter_namespaces(params, layers)
     view = _view() if new_mounts else []
     if new_pid:  # three processes: this one, PID 1 of the namespace, the code's

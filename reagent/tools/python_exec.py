@@ -341,6 +341,7 @@ class PythonTool:
             "cgroup": cgroup.description if cgroup else "",
             "bwrap": bwrap.path if bwrap else "",
             "bwrap_version": bwrap.version if bwrap else "",
+            "bwrap_why_not": self._bwrap.why_not if self._bwrap and not bwrap else "",
         }
         start = time.monotonic()
         try:
