@@ -55,6 +55,7 @@ from reagent.tools.sandbox_host import CallCgroup, probe_bwrap
 CHILD = Path(__file__).with_name("_sandbox_child.py")
 SCRIPT_NAME = "main.py"
 ISOLATIONS = ("auto", "bwrap", "inhouse")
+MAX_UID_BASE = 2**32 - 2 - 2**22  # pids go up to 2**22 on Linux; 2**32 - 1 is "no uid"
 
 
 @dataclass
@@ -62,7 +63,11 @@ class PythonSandboxConfig:
     timeout_s: float = cfg(
         15.0, help="wall-clock limit per call in seconds; the process group is killed at it"
     )
-    memory_mb: int = cfg(1024, help="address-space limit (RLIMIT_AS) of the sandbox process in MiB")
+    memory_mb: int = cfg(
+        1024,
+        help="memory limit in MiB: RLIMIT_AS of each process and, where a cgroup can be made, "
+        "the total of all the call's processes and its tmpfs files",
+    )
     max_output_chars: int = cfg(
         2000, help="characters of stdout+stderr returned; the middle is cut, both ends kept"
     )
@@ -133,6 +138,11 @@ class PythonSandboxConfig:
                 raise ValueError(
                     f"PythonSandboxConfig.{name} must be > 0, got {getattr(self, name)!r}"
                 )
+        if not 1000 <= self.uid_base <= MAX_UID_BASE:
+            raise ValueError(
+                f"PythonSandboxConfig.uid_base={self.uid_base} must be in [1000, {MAX_UID_BASE}] "
+                "so that uid_base + any pid is a valid, unprivileged uid"
+            )
         if self.memory_mb < 64:
             raise ValueError(
                 f"PythonSandboxConfig.memory_mb={self.memory_mb} is too small for an "

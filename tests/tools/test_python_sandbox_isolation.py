@@ -331,6 +331,8 @@ def test_auto_falls_back_to_the_in_house_layers_without_bwrap(monkeypatch, tmp_p
 def test_isolation_choice_is_checked():
     with pytest.raises(ValueError, match="isolation='docker' is not one of auto, bwrap, inhouse"):
         PythonSandboxConfig(isolation="docker")
+    with pytest.raises(ValueError, match="uid_base=0 must be in"):
+        PythonSandboxConfig(uid_base=0)
 
 
 def test_each_call_has_its_own_uid(isolation):
