@@ -13,9 +13,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -361,3 +363,57 @@ def test_sandbox_leaves_no_cgroup_behind():
     name = os.path.basename(tool.run("import os; print(os.getcwd())").output.strip())
     assert name.startswith("reagent-py-")  # the call's cgroup is named after its work dir
     assert not (folder / name).exists()
+
+
+AS_USER = """
+import sys
+sys.path.insert(0, {project!r})
+from reagent.tools.python_exec import PythonSandboxConfig, PythonTool
+code = '''
+import os
+for path in {targets!r}:
+    try:
+        open(path).read()
+        print("ESCAPE read", path)
+    except OSError:
+        pass
+print("uid", os.getuid(), "pids", sum(p.isdigit() for p in os.listdir("/proc")))
+'''
+result = PythonTool(PythonSandboxConfig(isolation={isolation!r}, timeout_s=20)).run(code)
+print(result.output.strip())
+print("LAYERS", "|".join(result.layers))
+"""
+
+
+def test_an_unprivileged_caller_gets_a_user_namespace_and_a_private_root(isolation):
+    """CI runs as root; this drives the tool as ``nobody``, the path of a developer's account."""
+    python = "/usr/bin/python3"
+    if not IS_ROOT or not os.path.exists("/usr/bin/setpriv") or not os.path.exists(python):
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to start a caller as nobody")
+    for parent in [PROJECT, *PROJECT.parents]:
+        if not os.stat(parent).st_mode & 0o001:
+            pytest.skip(f"{parent} is not searchable by nobody; cannot import the project")
+    folder = Path(tempfile.mkdtemp(prefix="reagent-user-", dir="/tmp"))
+    folder.chmod(0o755)
+    readable, script = folder / "data.txt", folder / "as_user.py"
+    readable.write_text("host data")
+    targets = [str(readable), str(PROJECT / "pyproject.toml")]
+    script.write_text(AS_USER.format(project=str(PROJECT), targets=targets, isolation=isolation))
+    for path in (readable, script):
+        path.chmod(0o644)
+    try:
+        done = subprocess.run(
+            ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             python, "-I", str(script)],
+            capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+        )
+    finally:
+        shutil.rmtree(folder)
+    if "ModuleNotFoundError" in done.stderr or "Permission denied" in done.stderr:
+        pytest.skip(f"the project cannot be imported as nobody here: {done.stderr[-300:]}")
+    assert done.returncode == 0, done.stderr
+    layers = done.stdout.split("LAYERS ")[1].strip().split("|")
+    _need("private root", layers)
+    assert "user namespace" in layers, layers
+    assert "ESCAPE" not in done.stdout, done.stdout
+    assert "uid 65534 " in done.stdout and int(done.stdout.split("pids ")[1].split()[0]) <= 4
