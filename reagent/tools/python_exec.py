@@ -30,6 +30,9 @@ private root it can read what you can. Run the trainer as root, or in a containe
 when untrusted code must not see your files.
 Output (stdout and stderr interleaved) is cut to ``max_output_chars``, keeping the
 start and the end.
+
+One module (~440 lines) holds the config, the tool and its output handling, the parent's
+side of one call; the launcher and the host probes (bubblewrap, cgroups) live apart.
 """
 
 from __future__ import annotations
