@@ -266,7 +266,10 @@ def load_items(paths: list[str | Path], judged: list[str | Path] = ()) -> tuple[
                 if "method" in rec and it.get("steps"):
                     it["step_method"] = _text(rec["method"])
             items.extend(new)
-    by_id = {it["id"]: it for it in items if it["id"]}
+    by_id: dict[str, dict] = {}  # a trajectory's own record wins over a judge example about it
+    for it in sorted(items, key=lambda it: it["kind"] == "judge_example"):
+        if it["id"]:
+            by_id.setdefault(it["id"], it)
     for rec, src in pending_steps:
         target = by_id.get(_text(rec.get("trajectory_id")))
         if target is None:
@@ -296,11 +299,12 @@ def load_items(paths: list[str | Path], judged: list[str | Path] = ()) -> tuple[
 
 def pair_attempts(items: list[dict]) -> None:
     """Set ``pair`` (the other item's index) on each initial attempt and its revision."""
-    local = {(it["file"], it["id"]): i for i, it in enumerate(items) if it["id"]}
-    anywhere = {it["id"]: i for i, it in enumerate(items) if it["id"]}
-    for i, it in enumerate(items):
+    attempts = [(i, it) for i, it in enumerate(items) if it["id"] and it["kind"] != "judge_example"]
+    local = {(it["file"], it["id"]): i for i, it in attempts}
+    anywhere = {it["id"]: i for i, it in reversed(attempts)}
+    for i, it in attempts:
         parent = it["parent_id"] or (it["id"][: -len("/rev")] if it["id"].endswith("/rev") else "")
-        if not parent or it["stage"] != "revised" and not it["id"].endswith("/rev"):
+        if not parent or (it["stage"] != "revised" and not it["id"].endswith("/rev")):
             continue
         j = local.get((it["file"], parent), anywhere.get(parent))
         if j is not None and j != i:
