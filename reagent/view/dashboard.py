@@ -12,11 +12,10 @@ per step, and the same curves are written as a PNG for reports.
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 
-from reagent.view.items import LoadReport, load_items, read_lines
+from reagent.view.items import LoadReport, iter_json, load_items
 from reagent.view.page import asset, write_page
 
 SKIP_KEYS = ("step", "time")
@@ -25,14 +24,9 @@ SKIP_KEYS = ("step", "time")
 def read_metrics(path: Path, report: LoadReport) -> list[dict]:
     """The lines of ``metrics.jsonl`` that are JSON objects with a numeric ``step``; others are counted."""
     rows = []
-    for lineno, text in read_lines(path):
-        try:
-            row = json.loads(text)
-        except ValueError as e:
-            report.skipped.append(f"{path}:{lineno}: malformed JSON: {e}")
-            continue
+    for src, row in iter_json(path, report):
         if not isinstance(row, dict) or not isinstance(row.get("step"), (int, float)):
-            report.skipped.append(f"{path}:{lineno}: no numeric 'step'")
+            report.skipped.append(f"{src}: no numeric 'step'")
             continue
         rows.append(row)
     return rows

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,15 @@ def read_lines(path: Path) -> list[tuple[int, str]]:
     """(line number, text) of non-blank lines; invalid UTF-8 becomes U+FFFD, never an error."""
     with open(path, "rb") as f:
         return [(i, raw.decode("utf-8", errors="replace")) for i, raw in enumerate(f, start=1) if raw.strip()]
+
+
+def iter_json(path: Path, report: LoadReport) -> Iterator[tuple[str, Any]]:
+    """(``FILE:LINE``, parsed JSON) per line; a line that does not parse is counted in ``report``."""
+    for lineno, text in read_lines(path):
+        try:
+            yield f"{path}:{lineno}", json.loads(text)
+        except ValueError as e:
+            report.skipped.append(f"{path}:{lineno}: malformed JSON: {e}")
 
 
 def _num(x: Any) -> float | None:
@@ -227,13 +237,7 @@ def load_items(paths: list[str | Path], judged: list[str | Path] = ()) -> tuple[
     for path in map(Path, paths):
         m = _STEP_FILE.search(path.name)
         file_step = int(m.group(1)) if m else None
-        for lineno, text in read_lines(path):
-            src = f"{path}:{lineno}"
-            try:
-                rec = json.loads(text)
-            except ValueError as e:
-                report.skipped.append(f"{src}: malformed JSON: {e}")
-                continue
+        for src, rec in iter_json(path, report):
             kind = classify(rec) if isinstance(rec, dict) else ""
             if not kind:
                 report.skipped.append(f"{src}: not a trajectory, eval record, judge example or step label")
@@ -280,12 +284,7 @@ def load_items(paths: list[str | Path], judged: list[str | Path] = ()) -> tuple[
         target["steps"] = step_values(rec["steps"])
         target["step_method"] = _text(rec.get("method"))
     for path in map(Path, judged):
-        for lineno, text in read_lines(path):
-            try:
-                rec = json.loads(text)
-            except ValueError as e:
-                report.skipped.append(f"{path}:{lineno}: malformed JSON: {e}")
-                continue
+        for _, rec in iter_json(path, report):
             target = by_id.get(_text(rec.get("id"))) if isinstance(rec, dict) else None
             if target is not None and _judge(rec.get("judge")):
                 target["judge"] = _judge(rec["judge"])
