@@ -145,9 +145,10 @@
   }
 
   function message(m, stepValues) {
-    const box = el("div", "msg " + m.role);
-    if (stepValues) box.appendChild(bars(stepValues));
-    box.appendChild(el("div", "role", m.role + (m.name ? " · " + m.name : "")));
+    const box = el("div", "msg " + m.role), head = el("div", "msghead");
+    head.appendChild(el("div", "role", m.role + (m.name ? " · " + m.name : "")));
+    if (stepValues) head.appendChild(bars(stepValues));
+    box.appendChild(head);
     if (m.reasoning) {
       const r = el("details", "reasoning");
       r.open = true;
