@@ -27,6 +27,9 @@ from typing import Any
 # Keys of a trajectory (or its ``extra``) that may hold per-step values: a list of
 # numbers or of {name: number} objects, one per agent (assistant) step.
 STEP_KEYS = ("steps", "step_values", "step_scores", "prm_scores", "step_rewards", "step_labels")
+# A step that names the message it belongs to is drawn there (kept as "@message"), not as a bar;
+# without one, step k sits beside the k-th assistant message.
+POSITION_KEYS = ("message_index", "msg_index")
 _STEP_FILE = re.compile(r"step-(\d+)(?:-rank(\d+))?\.jsonl$")
 _THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.S)
 
@@ -124,7 +127,10 @@ def step_values(raw: Any) -> list[dict] | None:
     out = []
     for s in raw:
         if isinstance(s, dict):
-            vals = {str(k): _num(v) for k, v in s.items() if _num(v) is not None}
+            vals = {str(k): _num(v) for k, v in s.items() if _num(v) is not None and k not in POSITION_KEYS}
+            at = next((s[k] for k in POSITION_KEYS if isinstance(s.get(k), int) and not isinstance(s[k], bool)), None)
+            if at is not None:
+                vals["@message"] = at
         elif _num(s) is not None:
             vals = {"value": _num(s)}
         else:

@@ -35,6 +35,8 @@ def step_scale(items: list[dict]) -> dict[str, float]:
     for it in items:
         for step in it.get("steps") or []:
             for k, v in step.items():
+                if k.startswith("@"):
+                    continue
                 scale[k] = max(scale.get(k, 0.0), abs(v))
     return {k: v or 1.0 for k, v in scale.items()}
 

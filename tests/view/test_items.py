@@ -97,3 +97,16 @@ def test_judged_files_lend_their_verdicts_by_id(real_files, tmp_path):
     items, report = load_items([real_files["traces"]], judged=[judged])
     assert report.judged_attached == 2
     assert [it["judge"]["score"] for it in items[:2]] == [0.9, 0.9] and (items[2]["judge"] or {}).get("score") is None
+
+
+def test_a_step_that_names_its_message_is_placed_there(real_files, tmp_path):
+    traj = json.loads(real_files["demos"].read_text().splitlines()[0])
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"trajectory_id": traj["id"], "method": "mc",
+                                  "steps": [{"q": 0.5, "message_index": 1}, {"q": 1.0, "message_index": 3}]}) + "\n")
+    items, report = load_items([real_files["demos"], labels])
+    item = by(items, id=traj["id"])[0]
+    assert item["steps"] == [{"q": 0.5, "@message": 1}, {"q": 1.0, "@message": 3}] and report.skipped == []
+    from reagent.view.page import step_scale
+
+    assert step_scale(items) == {"q": 1.0}  # positions are not values

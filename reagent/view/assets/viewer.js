@@ -132,6 +132,7 @@
   function bars(values) {
     const box = el("div", "bars");
     for (const k in values) {
+      if (k.startsWith("@")) continue;  // a position, not a value
       const v = values[k], b = el("div", "bar");
       b.appendChild(el("span", "", k));
       const track = el("span", "track"), fill = el("span", "fill " + (v >= 0 ? "pos" : "neg"));
@@ -196,12 +197,15 @@
       c.appendChild(el("pre", "", it.critique_in));
       box.appendChild(c);
     }
+    const placed = it.steps && it.steps.some(s => "@message" in s);
     let k = 0;
-    for (const m of it.messages) {
-      const vals = m.role === "assistant" && it.steps ? it.steps[k] : null;
+    it.messages.forEach((m, i) => {
+      let vals = null;
+      if (placed) vals = it.steps.find(s => s["@message"] === i) || null;
+      else if (m.role === "assistant" && it.steps) vals = it.steps[k];
       if (m.role === "assistant") k += 1;
       box.appendChild(message(m, vals));
-    }
+    });
     const fin = el("div", "final");
     fin.appendChild(el("h3", "", "final answer"));
     fin.appendChild(el("pre", "", it.final_answer || "(none)"));
