@@ -12,7 +12,9 @@ tokens, so the trainer never re-tokenises text. With a chat backend it keeps
 messages only (evaluation, teachers).
 
 ``max_tokens`` bounds the *response*: everything after the prompt, generated and
-tool tokens alike (the verl convention). The chat path, which has no tokenizer,
+tool tokens alike (the verl convention). Each episode generates up to its own
+remaining budget (``SamplingParams.row_max_new_tokens``), so which episodes share a
+batch never changes an episode's length. The chat path, which has no tokenizer,
 counts generated tokens only, estimated as characters / 4 where the server gives none.
 """
 
@@ -102,21 +104,35 @@ class AgentLoop:
                 ep.mask = [0] * len(ep.ids)
                 ep.prompt_len = len(ep.ids)
         with ThreadPoolExecutor(self.config.tool_workers) as pool:
-            while live := [ep for ep in episodes if not ep.done]:
+            while True:
+                live = [ep for ep in episodes if not ep.done]
+                if not self._any_rank_busy(bool(live)):
+                    break
                 gens = self._generate(live)
                 pending = [(ep, self._take_turn(ep, gen)) for ep, gen in zip(live, gens)]
                 self._run_tools([(ep, calls) for ep, calls in pending if calls], pool)
         return [self._finish(ep) for ep in episodes]
 
+    def _any_rank_busy(self, local_busy: bool) -> bool:
+        """ZeRO-3 token backends keep every rank generating until all ranks are done."""
+        if self.backend.supports_tokens:
+            return self.backend.any_rank_busy(local_busy)
+        return local_busy
+
     def _sampling(self, live: list[_Episode]) -> SamplingParams:
+        """Each episode generates up to its own remaining budget (never another's)."""
         c = self.config
-        budget = max(min(c.max_tokens - ep.response_tokens for ep in live), 1)
+        limits = [min(c.max_new_tokens, max(c.max_tokens - ep.response_tokens, 1)) for ep in live]
         self._calls += 1
-        return SamplingParams(max_new_tokens=min(c.max_new_tokens, budget), temperature=c.temperature,
-                              top_p=c.top_p, top_k=c.top_k, seed=c.seed * 1_000_003 + self._calls)
+        return SamplingParams(max_new_tokens=max(limits, default=1), row_max_new_tokens=limits,
+                              temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
+                              seed=c.seed * 1_000_003 + self._calls)
 
     def _generate(self, live: list[_Episode]) -> list[Generation]:
         params = self._sampling(live)
+        if not live:  # other ranks are still generating: step along with them
+            self.backend.generate([], params)
+            return []
         if self.backend.supports_tokens:
             return self.backend.generate([ep.ids for ep in live], params)
         convs = [to_template_messages(ep.messages) for ep in live]

@@ -22,14 +22,15 @@ class ScriptedBackend(TokenBackend):
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
         self.batch_sizes.append(len(prompts))
         out = []
-        for ids in prompts:
+        for i, ids in enumerate(prompts):
+            limit = params.for_row(i, len(prompts)).max_new_tokens
             text = self.tokenizer.decode(ids)
             turn = text.count("<|im_start|>assistant") - 1
             reply = self.script(text, turn)
             reply_ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"]
-            if len(reply_ids) > params.max_new_tokens:
-                out.append(Generation(text=self.tokenizer.decode(reply_ids[: params.max_new_tokens]),
-                                      token_ids=reply_ids[: params.max_new_tokens], finish_reason="length"))
+            if len(reply_ids) > limit:
+                out.append(Generation(text=self.tokenizer.decode(reply_ids[:limit]),
+                                      token_ids=reply_ids[:limit], finish_reason="length"))
                 continue
             ids_out = reply_ids + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
             out.append(Generation(text=reply, token_ids=ids_out, finish_reason="stop"))

@@ -79,3 +79,25 @@ def test_real_hf_backend_rollout_is_valid(env, tiny_model_dir):
         assert len(t.token_ids) == len(t.loss_mask) and 0 < sum(t.loss_mask) <= 64
         prompt = t.extra["prompt_length"]
         assert set(t.loss_mask[:prompt]) == {0} and t.loss_mask[prompt] == 1
+
+
+def test_one_long_episode_changes_no_other_episode(env, tiny_tokenizer):
+    """Budgets are per episode: a runaway episode in the batch used to cut every other
+    episode at *its* remaining budget (the smallest), truncating them mid-answer."""
+    tasks = env.tasks("train", 4)
+    runaway_q = tasks[0].question
+
+    def script(text, turn):
+        if runaway_q in text:  # burns ~90% of its budget in turn 1, never answers
+            return "hmm " * 80 + call("lookup", account="A")
+        return "Let me check. " * 4 + solver(text, turn)
+
+    # before the fix every episode's turn 2 was cut at the runaway's ~12 tokens left
+    config = AgentConfig(max_turns=8, max_tokens=200, max_new_tokens=200)
+    with_it = AgentLoop(ScriptedBackend(tiny_tokenizer, script), env, config).run(specs_for(env, tasks, 2))
+    without = AgentLoop(ScriptedBackend(tiny_tokenizer, script), env, config).run(specs_for(env, tasks[1:], 2))
+    assert [t.stop_reason for t in with_it[:2]] == ["max_tokens"] * 2  # the runaway really ran away
+    others = with_it[2:]
+    assert [t.id for t in others] == [t.id for t in without]
+    assert [t.token_ids for t in others] == [t.token_ids for t in without]
+    assert all(t.stop_reason == "answered" and t.outcome == 1.0 for t in others)

@@ -88,7 +88,8 @@ class VLLMBackend(TokenBackend):
         if not prompts:
             return []
         seeds = [None if params.seed is None else params.seed + i for i in range(len(prompts))]
-        sampling = [self.sampling_params(params, s) for s in seeds]
+        n = len(prompts)
+        sampling = [self.sampling_params(params.for_row(i, n), s) for i, s in enumerate(seeds)]
         requests = [{"prompt_token_ids": list(p)} for p in prompts]
         outputs = self.llm.generate(requests, sampling, use_tqdm=False)
         return [self._to_generation(o.outputs[0], params.logprobs) for o in outputs]
