@@ -195,9 +195,12 @@ class GRPOTrainer:
 
     # ---- update ----------------------------------------------------------------------------
     def _logprobs(self, model, mb: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probs under the sampling distribution (logits / temperature); the entropy
+        keeps its graph only when it is in the loss."""
         device = self.acc.device
         logits = model(input_ids=mb.input_ids.to(device), attention_mask=mb.attention_mask.to(device)).logits
-        return token_logprobs(logits, mb.input_ids.to(device))
+        return token_logprobs(logits, mb.input_ids.to(device), temperature=self.c.temperature,
+                              entropy_grad=self.c.entropy_coef != 0)
 
     def _micro_batches(self, batch: Batch):
         size = self.c.micro_batch_size
