@@ -252,14 +252,6 @@ class MetricsLogger:
             sink.close()
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """The rows of a ``metrics.jsonl`` file ([] when it does not exist)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 # ------------------------------------------------------------------------ full weights
 
 
