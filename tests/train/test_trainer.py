@@ -173,7 +173,8 @@ def test_kill_and_resume_continues_exactly(tmp_path, tiny_model_dir):
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
     sa = json.loads((tmp_path / "a" / "checkpoints" / "step-000005" / "trainer_state.json").read_text())
     sb = json.loads((tmp_path / "b" / "checkpoints" / "step-000005" / "trainer_state.json").read_text())
-    assert sa == sb and sa["step"] == 5  # same data position and sampling stream
+    same = ("step", "data_epoch", "data_index", "sampling_calls")
+    assert [sa[k] for k in same] == [sb[k] for k in same] and sa["step"] == 5  # data position, sampling
     oa = torch.load(tmp_path / "a" / "checkpoints" / "step-000005" / "state" / "optimizer.bin", weights_only=False)
     ob = torch.load(tmp_path / "b" / "checkpoints" / "step-000005" / "state" / "optimizer.bin", weights_only=False)
     assert oa["state"][0]["step"] == ob["state"][0]["step"] == 5
