@@ -16,8 +16,9 @@ under one process, DDP and DeepSpeed ZeRO-2/3, on CPU or GPU:
   logged after the checkpoint (the JSONL file is rewritten atomically).
 * Checkpoints: ``out/checkpoints/step-000004/`` holds ``model/`` (``save_pretrained``
   of the *gathered* weights, with the tokenizer: loadable by transformers and vLLM),
-  ``state/`` (``accelerate.save_state``: optimizer, registered schedulers, RNG of every
-  process, and under DeepSpeed its own partitioned checkpoint), ``trainer_state.json``
+  ``state/`` (``accelerate.save_state``: optimizer, registered schedulers, and under
+  DeepSpeed its own partitioned checkpoint), ``rng_rank{r}.pt`` (every process's RNG,
+  by its true rank), ``trainer_state.json``
   (step, data position, anything else the trainer needs) and the ``COMPLETE`` marker.
   It is written under ``step-000004.tmp`` and renamed after the marker, so a kill
   never leaves a directory resume would pick; the newest ``keep`` are kept.
@@ -347,6 +348,9 @@ def save_checkpoint(accelerator: Any, ranks: Ranks, model: Any, tokenizer: Any,
         tmp.mkdir(parents=True)
     ranks.barrier()
     accelerator.save_state(str(tmp / "state"))
+    # accelerate names RNG files by its own process index, which is 0 on every rank for
+    # DeepSpeed on CPU: each rank also writes its own, by the true rank
+    torch.save(rng_state(), tmp / f"rng_rank{ranks.rank}.pt")
     save_model(accelerator, ranks, model, tokenizer, tmp / "model")
     ranks.barrier()
     if ranks.main:
@@ -361,8 +365,36 @@ def save_checkpoint(accelerator: Any, ranks: Ranks, model: Any, tokenizer: Any,
     return final
 
 
-def load_checkpoint(accelerator: Any, ckpt: str | Path) -> dict:
+def load_checkpoint(accelerator: Any, ckpt: str | Path, ranks: Ranks | None = None) -> dict:
     """Restore model, optimizer, registered schedulers and RNG; return the trainer state."""
     ckpt = Path(ckpt)
     accelerator.load_state(str(ckpt / "state"))
+    rank = (ranks or Ranks(accelerator)).rank
+    rng_file = ckpt / f"rng_rank{rank}.pt"
+    if not rng_file.exists():
+        raise FileNotFoundError(f"{rng_file} is missing: checkpoint {ckpt} was written by a run "
+                                f"with fewer processes than this one (rank {rank})")
+    set_rng_state(torch.load(rng_file, weights_only=False))
     return json.loads((ckpt / "trainer_state.json").read_text())
+
+
+def rng_state() -> dict:
+    """Python, numpy, torch and CUDA RNG states of this process."""
+    import random
+
+    import numpy as np
+
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict) -> None:
+    import random
+
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -35,7 +35,7 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tiny_model_dir, tmp_p
     ckpts = complete_checkpoints(out)
     assert [c.name for c in ckpts] == ["step-000001", "step-000002", "step-000003", "step-000004"]
     # the layout judge SFT writes too (tests/rrm/test_sft.py)
-    assert {p.name for p in ckpts[0].iterdir()} == {"model", "state", "trainer_state.json", "COMPLETE"}
+    assert {p.name for p in ckpts[0].iterdir()} == {"model", "state", "rng_rank0.pt", "trainer_state.json", "COMPLETE"}
     first = json.loads((ckpts[0] / "trainer_state.json").read_text())
     assert (first["step"], first["epoch"], first["batches_in_epoch"]) == (1, 0, 2)
     # a kill after step 1: later checkpoints gone, a half-written one left behind
