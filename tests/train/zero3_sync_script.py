@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from reagent.generation.vllm_backend import VLLMBackend
@@ -33,7 +34,8 @@ def main(model_dir: str, out_dir: str) -> None:
     ranks = Ranks(acc)
     acc.state.deepspeed_plugin.deepspeed_config.update(
         {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1, "train_batch_size": ranks.world})
-    reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).state_dict()
+    # the weights on disk (a model built now would be partitioned by zero.Init too)
+    reference = load_file(str(Path(model_dir) / "model.safetensors"))
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model, optimizer = acc.prepare(model, optimizer)
