@@ -45,7 +45,13 @@ import torch
 from reagent.config import cfg, config_dict, config_hash, save_config
 from reagent.jsonl import load_records
 from reagent.records import JudgeExample
-from reagent.train.data import LengthGroupedBatches, masked_lm_loss, pad_collate, split_by_group
+from reagent.train.data import (
+    LengthGroupedBatches,
+    epoch_batches,
+    masked_lm_loss,
+    pad_collate,
+    split_by_group,
+)
 from reagent.train.runtime import (
     MetricsLogger,
     Ranks,
@@ -308,14 +314,8 @@ def train(config: TrainRRMConfig) -> dict:
     last = evaluate("before") if config.eval_before and step == 0 else {}
     model.train()
     while epoch < config.epochs:
-        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        for obj in (sampler, train_loader, loader):
-            # accelerate's loaders re-set their sampler's epoch from their own counter on
-            # every pass, which is 0 for a loader made on resume: set them all.
-            if hasattr(obj, "set_epoch"):
-                obj.set_epoch(epoch)
         batch_idx, window, t0 = skip, [], time.time()
-        for batch in loader:
+        for batch in epoch_batches(accelerator, train_loader, sampler, epoch, skip):
             with accelerator.accumulate(model):
                 loss, n_tokens = batch_loss(model, batch)
                 accelerator.backward(loss)

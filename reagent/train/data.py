@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Hashable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -92,3 +92,16 @@ def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
         shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
         ignore_index=-100, reduction="sum")
     return loss / max(n, 1), n
+
+
+def epoch_batches(accelerator: Any, loader: Any, sampler: Any, epoch: int, skip: int = 0) -> Any:
+    """The batches of ``epoch`` from batch ``skip`` on (an exact resume position).
+
+    accelerate's loaders re-set their sampler's epoch from their own counter on every
+    pass, which is 0 for the loader made to skip on resume: every one gets ``epoch``.
+    """
+    batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+    for obj in (sampler, loader, batches):
+        if hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
+    return batches

@@ -30,10 +30,13 @@ under one process, DDP and DeepSpeed ZeRO-2/3, on CPU or GPU:
 * Data for supervised loops lives beside it in :mod:`reagent.train.data`
   (length-grouped batches, padding, the masked-LM loss, the one train/val splitter).
 
-A supervised trainer loop on it (what :mod:`reagent.train.sft` does)::
+A supervised trainer loop on it (what :mod:`reagent.train.sft` does; batching and the
+loss come from :mod:`reagent.train.data`)::
 
     acc = Accelerator(gradient_accumulation_steps=k)
     ranks = Ranks(acc)
+    sampler = LengthGroupedBatches(lengths, batch_size, seed)
+    loader = DataLoader(examples, batch_sampler=sampler, collate_fn=pad_collate(pad_id))
     model, optimizer, loader = acc.prepare(model, optimizer, loader)
     log = MetricsLogger(out, ranks.main)
     step, epoch, skip = 0, 0, 0
@@ -42,18 +45,19 @@ A supervised trainer loop on it (what :mod:`reagent.train.sft` does)::
         step, epoch, skip = state["step"], state["epoch"], state["batches_in_epoch"]
         log.truncate_after(step)
     while step < max_steps:
-        sampler.set_epoch(epoch)
-        for i, batch in enumerate(acc.skip_first_batches(loader, skip), start=skip):
+        for i, batch in enumerate(epoch_batches(acc, loader, sampler, epoch, skip), start=skip + 1):
             with acc.accumulate(model):
-                loss, _ = masked_lm_loss(model(**inputs).logits, batch["labels"])
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                loss, _ = masked_lm_loss(logits, batch["labels"])
                 acc.backward(loss); optimizer.step(); optimizer.zero_grad()
             if acc.sync_gradients:
                 step += 1
                 log.log(step, {"train/loss": loss.item()})
-                if step % save_every == 0:
+                if step % save_every == 0:                 # every rank calls it
                     save_checkpoint(acc, ranks, model, tokenizer, out, step,
-                                    {"step": step, "epoch": epoch, "batches_in_epoch": i + 1})
+                                    {"epoch": epoch, "batches_in_epoch": i})
         epoch, skip = epoch + 1, 0
+    save_model(acc, ranks, model, tokenizer, out / "final")
     log.close()
 """
 

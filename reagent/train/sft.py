@@ -26,7 +26,7 @@ from reagent.config import cfg, config_hash, save_config
 from reagent.jsonl import load_records
 from reagent.records import Trajectory
 from reagent.tokenization import tokenize_trajectory
-from reagent.train.data import LengthGroupedBatches, masked_lm_loss, pad_collate, split_by_group
+from reagent.train.data import LengthGroupedBatches, epoch_batches, masked_lm_loss, pad_collate, split_by_group
 from reagent.train.runtime import (
     MetricsLogger,
     Ranks,
@@ -172,14 +172,8 @@ def train(c: SFTConfig) -> dict:
     last: dict = {}
     model.train()
     while step < c.max_steps:
-        batches = acc.skip_first_batches(loader, skip) if skip else loader
-        for obj in (sampler, loader, batches):
-            # accelerate's loaders re-set their sampler's epoch from their own counter on
-            # every pass, which is 0 for the one made to skip on resume: set them all
-            if hasattr(obj, "set_epoch"):
-                obj.set_epoch(epoch)
         batch_idx = skip
-        for batch in batches:
+        for batch in epoch_batches(acc, loader, sampler, epoch, skip):
             with acc.accumulate(model):
                 loss, n_tokens = _loss(acc, model, batch)
                 if not torch.isfinite(loss):

@@ -276,7 +276,8 @@ class GRPOTrainer:
         return {"data_epoch": self.data_epoch, "data_index": self.data_index,
                 "judge_counter": None if counter is None else {
                     "judged": counter.judged, "failed": counter.failed, "by_status": dict(counter.by_status)},
-                "sampling_calls": self.loop._calls, "config_hash": config_hash(self.c)}
+                # per rank: without ZeRO-3 each rank makes as many sampling calls as it needs
+                "sampling_calls": self.ranks.gather([self.loop._calls]), "config_hash": config_hash(self.c)}
 
     def save(self) -> None:
         runtime.save_checkpoint(self.acc, self.ranks, self.model, self.tokenizer, self.out, self.step,
@@ -289,7 +290,11 @@ class GRPOTrainer:
             return
         state = runtime.load_checkpoint(self.acc, last)  # weights, optimizer, scheduler, RNG
         self.step, self.data_epoch, self.data_index = state["step"], state["data_epoch"], state["data_index"]
-        self.loop._calls = state["sampling_calls"]
+        calls = state["sampling_calls"]
+        if len(calls) != self.world:
+            raise ValueError(f"{last} was written by {len(calls)} processes; resume it with as many "
+                             f"(this run has {self.world})")
+        self.loop._calls = calls[self.rank]
         if state["judge_counter"] and self.judge_counter is not None:
             counter = state["judge_counter"]
             self.judge_counter.judged, self.judge_counter.failed = counter["judged"], counter["failed"]
