@@ -273,10 +273,12 @@ class GRPOTrainer:
         """What the checkpoint's trainer_state.json holds (the optimizer, scheduler and
         RNG states are in its accelerate ``state/``)."""
         counter = self.judge_counter
+        mine = None if counter is None else {
+            "judged": counter.judged, "failed": counter.failed, "by_status": dict(counter.by_status)}
+        # per rank (in rank order): each rank judges its own episodes, and without ZeRO-3
+        # makes as many sampling calls as its own episodes need
         return {"data_epoch": self.data_epoch, "data_index": self.data_index,
-                "judge_counter": None if counter is None else {
-                    "judged": counter.judged, "failed": counter.failed, "by_status": dict(counter.by_status)},
-                # per rank: without ZeRO-3 each rank makes as many sampling calls as it needs
+                "judge_counter": self.ranks.gather([mine]),
                 "sampling_calls": self.ranks.gather([self.loop._calls]), "config_hash": config_hash(self.c)}
 
     def save(self) -> None:
@@ -295,8 +297,8 @@ class GRPOTrainer:
             raise ValueError(f"{last} was written by {len(calls)} processes; resume it with as many "
                              f"(this run has {self.world})")
         self.loop._calls = calls[self.rank]
-        if state["judge_counter"] and self.judge_counter is not None:
-            counter = state["judge_counter"]
+        counter = state["judge_counter"][self.rank]
+        if counter and self.judge_counter is not None:
             self.judge_counter.judged, self.judge_counter.failed = counter["judged"], counter["failed"]
             self.judge_counter.by_status = Counter(counter["by_status"])
         self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
