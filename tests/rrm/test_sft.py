@@ -1,7 +1,6 @@
 """Judge SFT on a rule-annotated toy set: loss only on the verdict, and training helps."""
 
 import json
-import shutil
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from rrm.prompt import format_judgment
 from reagent.train.data import masked_lm_loss, pad_collate, split_by_group
 from reagent.train.runtime import latest_checkpoint
 from rrm.sft import TrainRRMConfig, batch_loss, encode_examples, train
+from tests.train.resume_check import check_mid_epoch_resume
 
 from .conftest import toy_judge_examples
 
@@ -110,28 +110,7 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_run(judge_model_dir, tmp_
               "val_fraction": 0.25, "epochs": 2, "lr": 1e-3, "batch_size": 4, "grad_accum": 2,
               "save_every": 1, "keep_checkpoints": 100, "eval_before": False,
               "eval_max_examples": 2, "eval_max_new_tokens": 4, "log_every": 1}
-    train(TrainRRMConfig(**kwargs))
-    reference = _weights(out / "final")
-    logged = (out / "metrics.jsonl").read_text()
-    # Pretend the run was killed after its first optimizer step (mid-epoch: 3 batches of
-    # 4 per epoch, 2 per step) and left a half-written checkpoint behind.
-    ckpts = sorted((out / "checkpoints").iterdir())
-    first = json.loads((ckpts[0] / "trainer_state.json").read_text())
-    assert (first["step"], first["epoch"], first["batches_in_epoch"]) == (1, 0, 2)
-    for c in ckpts[1:]:
-        shutil.rmtree(c)
-    shutil.rmtree(out / "final")
-    (out / "checkpoints" / "step-000002.tmp").mkdir()
-    train(TrainRRMConfig(**kwargs, resume=True))
-    resumed = _weights(out / "final")
-    for n, p in reference.items():
-        assert torch.allclose(p, resumed[n], atol=1e-6), n
-    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [json.loads(line)["step"] for line in logged.splitlines()]
+    # killed after its first optimizer step: mid-epoch (3 batches of 4 per epoch, 2 per step)
+    check_mid_epoch_resume(lambda resume: train(TrainRRMConfig(**kwargs, resume=resume)), out,
+                           batches_at_step_1=2)
 
-
-def _weights(path):
-    from transformers import AutoModelForCausalLM
-
-    return {n: p.detach().clone()
-            for n, p in AutoModelForCausalLM.from_pretrained(path).named_parameters()}
