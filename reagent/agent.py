@@ -13,13 +13,15 @@ messages only (evaluation, teachers).
 
 ``max_tokens`` bounds the *response*: everything after the prompt, generated and
 tool tokens alike (the verl convention). Each episode generates up to its own
-remaining budget (``SamplingParams.row_max_new_tokens``), so which episodes share a
-batch never changes an episode's length. The chat path, which has no tokenizer,
+remaining budget (``SamplingParams.row_max_new_tokens``) and samples from its own
+stream (``row_seeds``, keyed by its id), so which episodes share a batch changes
+neither an episode's length nor what it samples. The chat path, which has no tokenizer,
 counts generated tokens only, estimated as characters / 4 where the server gives none.
 """
 
 from __future__ import annotations
 
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -120,13 +122,17 @@ class AgentLoop:
         return local_busy
 
     def _sampling(self, live: list[_Episode]) -> SamplingParams:
-        """Each episode generates up to its own remaining budget (never another's)."""
+        """Each episode generates up to its own remaining budget (never another's), from its
+        own sampling stream (seeded by the loop's seed, the call and the episode id), so
+        which episodes share a batch changes nothing an episode samples."""
         c = self.config
         limits = [min(c.max_new_tokens, max(c.max_tokens - ep.response_tokens, 1)) for ep in live]
         self._calls += 1
+        call_seed = c.seed * 1_000_003 + self._calls
+        seeds = [(call_seed * 1_000_033 + zlib.crc32(ep.spec.id.encode())) % 2**62 for ep in live]
         return SamplingParams(max_new_tokens=max(limits, default=1), row_max_new_tokens=limits,
                               temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
-                              seed=c.seed * 1_000_003 + self._calls)
+                              seed=call_seed, row_seeds=seeds)
 
     def _generate(self, live: list[_Episode]) -> list[Generation]:
         params = self._sampling(live)

@@ -101,3 +101,24 @@ def test_one_long_episode_changes_no_other_episode(env, tiny_tokenizer):
     assert [t.id for t in others] == [t.id for t in without]
     assert [t.token_ids for t in others] == [t.token_ids for t in without]
     assert all(t.stop_reason == "answered" and t.outcome == 1.0 for t in others)
+
+
+def test_sampled_episodes_do_not_depend_on_their_batch(env, tiny_model_dir):
+    """Real model, temperature 1: every episode samples from its own stream with its own
+    budget, so adding an episode (a long-prompt one) to the batch changes no other's tokens."""
+    from reagent.agent import EpisodeSpec
+    from reagent.envs.base import initial_messages
+    from reagent.records import Message
+
+    backend = HFBackend(str(tiny_model_dir), device="cpu")
+    config = AgentConfig(max_turns=2, max_tokens=40, max_new_tokens=24, temperature=1.0, seed=5)
+    tasks = env.tasks("train", 3)
+    specs = specs_for(env, tasks, 2)
+    long_task = env.tasks("train", 4)[3]
+    long_prompt = initial_messages(env, long_task)
+    long_prompt[-1] = Message(role="user", content=long_prompt[-1].content + " Think it through." * 40)
+    extra = EpisodeSpec(task=long_task, messages=long_prompt, id="extra#0")
+    alone = AgentLoop(backend, env, config).run(specs)
+    shared = AgentLoop(backend, env, config).run([extra] + specs)[1:]
+    assert [t.token_ids for t in shared] == [t.token_ids for t in alone]
+    assert len({tuple(t.token_ids) for t in alone}) == len(alone)  # really sampled, not all alike

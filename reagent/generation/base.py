@@ -32,6 +32,10 @@ class SamplingParams:
     # one long episode never shortens the others of its batch. ``None``: every row gets
     # ``max_new_tokens``. When set, its length must equal the number of prompts.
     row_max_new_tokens: list[int] | None = None
+    # Per-row seeds: row i samples from its own stream seeded ``row_seeds[i]`` (instead of
+    # ``seed`` shared by the call), so what a row samples does not depend on which other
+    # rows share its batch. When set, its length must equal the number of prompts.
+    row_seeds: list[int] | None = None
 
     def row_limits(self, n: int) -> list[int]:
         """The token limit of each of ``n`` rows; raises when the per-row list does not fit."""
@@ -49,7 +53,17 @@ class SamplingParams:
             if len(self.row_max_new_tokens) != n:
                 self.row_limits(n)  # raises with the message
             limit = min(limit, int(self.row_max_new_tokens[i]))
-        return replace(self, max_new_tokens=limit, row_max_new_tokens=None)
+        seed = self.seed
+        if self.row_seeds is not None:
+            seed = self.row_seed_list(n)[i]
+        return replace(self, max_new_tokens=limit, row_max_new_tokens=None, seed=seed, row_seeds=None)
+
+    def row_seed_list(self, n: int) -> list[int]:
+        """``row_seeds`` checked against ``n`` prompts."""
+        if self.row_seeds is None or len(self.row_seeds) != n:
+            raise ValueError(f"row_seeds has {None if self.row_seeds is None else len(self.row_seeds)} "
+                             f"seeds for {n} prompts; give one seed per prompt")
+        return [int(s) for s in self.row_seeds]
 
 
 @dataclass

@@ -34,6 +34,7 @@ Semantics shared with the vLLM backend:
   position ids (so padding changes nothing: batched greedy == one-at-a-time greedy),
   and results come back in the caller's order;
 * ``temperature == 0`` is greedy; otherwise temperature, then top-k, then top-p;
+  ``row_seeds`` gives every row its own sampling stream (batch-independent draws);
 * a row stops at an eos id (the eos token is **kept** as the last id, since the
   trainer trains on it) or when its generated text contains a stop string (the
   token completing it is kept, nothing after it is generated) -> ``"stop"``; or at
@@ -102,8 +103,11 @@ def eos_ids_of(model: Any, tokenizer: Any) -> list[int]:
 
 
 def sample_next(logits: torch.Tensor, params: SamplingParams,
-                generator: torch.Generator | None) -> torch.Tensor:
+                generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
     """One token per row from float32 logits ``(B, V)`` -> ``(B,)``.
+
+    ``generator`` is one stream for the batch, or a list with one stream per row (the
+    rows' draws then do not depend on each other).
 
     Order as in vLLM and transformers: temperature, then top-k, then top-p (keep the
     smallest set of tokens whose probability reaches ``top_p``, always at least one).
@@ -123,6 +127,9 @@ def sample_next(logits: torch.Tensor, params: SamplingParams,
         sorted_logits = sorted_logits.masked_fill(before >= params.top_p, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(dim=-1)
+    if isinstance(generator, list):
+        return torch.cat([torch.multinomial(probs[b:b + 1], 1, generator=g)
+                          for b, g in enumerate(generator)]).squeeze(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
@@ -165,7 +172,8 @@ class _StopStrings:
 @torch.no_grad()
 def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams,
                     limits: list[int], *, pad_id: int, eos_ids: set[int], stops: _StopStrings,
-                    generator: torch.Generator, device: torch.device, keep_logits_kw: bool,
+                    generator: torch.Generator | list[torch.Generator], device: torch.device,
+                    keep_logits_kw: bool,
                     sync_ranks: bool) -> list[tuple[list[int], str, list[float] | None]]:
     """One left-padded micro-batch -> ``(token_ids, finish_reason, logprobs)`` per prompt.
 
@@ -194,7 +202,8 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
     next_pos = positions[:, -1:] + 1
     while True:
         logits = out.logits[:, -1, :].float()
-        tokens = sample_next(logits, params, generator)
+        tokens = sample_next(logits, params, [generator[r] for r in rows]
+                             if isinstance(generator, list) else generator)
         tok_list = tokens.tolist()
         if logps is not None:
             lp = torch.log_softmax(logits, dim=-1).gather(-1, tokens[:, None]).squeeze(-1).tolist()
@@ -282,6 +291,8 @@ def generate_tokens(model: Any, tokenizer: Any, prompts: list[list[int]],
     device = next(model.parameters()).device
     stops = _StopStrings(params.stop, tokenizer)
     generator = _make_generator(params.seed, device)
+    row_gens = ([_make_generator(seed, device) for seed in params.row_seed_list(len(prompts))]
+                if params.row_seeds is not None else None)
     keep_logits_kw = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     results: list[Generation | None] = [None] * len(prompts)
@@ -305,7 +316,8 @@ def generate_tokens(model: Any, tokenizer: Any, prompts: list[list[int]],
             chunk = chunks[k]
             outs = _generate_batch(model, [list(prompts[i]) for i in chunk], params,
                                    [limits[i] for i in chunk], pad_id=pad_id, eos_ids=eos,
-                                   stops=stops, generator=generator, device=device,
+                                   stops=stops, device=device,
+                                   generator=[row_gens[i] for i in chunk] if row_gens else generator,
                                    keep_logits_kw=keep_logits_kw, sync_ranks=sync)
             texts = _decode(tokenizer, [ids for ids, _, _ in outs], eos)
             for i, (ids, reason, lps), text in zip(chunk, outs, texts):

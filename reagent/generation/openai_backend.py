@@ -101,7 +101,7 @@ class OpenAIChatBackend(ChatBackend):
         requests = []
         for i in range(n):
             request = self._request_kwargs(params.for_row(i, n), tools)
-            if "seed" in request:
+            if "seed" in request and params.row_seeds is None:
                 request["seed"] += i
             requests.append(request)
         pool = self._executor()
