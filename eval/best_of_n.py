@@ -15,13 +15,25 @@ than silently falling back to the judge.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from reagent.agent import AgentLoop, EpisodeSpec
-from reagent.records import Judgment
+from reagent.records import Judgment, Trajectory
 
 SCORERS = ("judge", "prm")
 CANDIDATE_SEP = "~"
+
+
+@dataclass
+class Attempt:
+    """One attempt at one task: the trajectory graded, and what led to it (defined here,
+    below :mod:`eval.harness`, which imports it: no import circle)."""
+
+    final: Trajectory
+    initial: Trajectory | None = None  # Reagent-C: the first attempt the judge critiqued
+    candidates: list[Trajectory] = field(default_factory=list)  # Best-of-N: all samples
+    picked: int | None = None
 
 
 def check_scorer(scorer: str) -> None:
@@ -47,14 +59,12 @@ def pick_best(judgments: list[Judgment]) -> int:
 
 def best_of_n(
     loop_for: Callable[[int], AgentLoop], judge: Any, specs: list[EpisodeSpec], n: int
-) -> list:
-    """One :class:`eval.harness.Attempt` per spec, its ``final`` the judge's pick of ``n``.
+) -> list[Attempt]:
+    """One :class:`Attempt` per spec, its ``final`` the judge's pick of ``n``.
 
     ``loop_for(i)`` is the agent loop of candidate ``i`` (its own sampling stream); the
     candidates of spec ``s`` have ids ``{s.id}~{i}``.
     """
-    from eval.harness import Attempt
-
     if n < 1:
         raise ValueError(f"best_of must be >= 1, got {n}")
     per_candidate = []

@@ -29,12 +29,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from eval.best_of_n import Attempt, best_of_n
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
-from reagent.critique import revision_messages
+from reagent.critique import judge_critiques, revision_specs
 from reagent.envs.base import Environment, initial_messages
 from reagent.records import Task, Trajectory
 
-REVISED_SUFFIX = "/rev"
+__all__ = ["Attempt", "BenchmarkSetup", "run_attempts", "setup_benchmark"]
+
 TOY = "toy"
 VERDICTS = ("correct", "incorrect", "could_not_judge")
 
@@ -185,46 +187,6 @@ def attempt_specs(
     ]
 
 
-def judge_critiques(judge: Any, trajs: list[Trajectory]) -> list[str]:
-    """Judge each first attempt (sets ``traj.judge``); return the critiques to revise with.
-
-    A judgment without a usable score (an unparseable verdict, a failed request) gives
-    the empty critique: the revision still runs, told that no flaws were named, and the
-    failure stays visible in ``traj.judge.status``.
-    """
-    judgments = judge.score(trajs)
-    for t, j in zip(trajs, judgments):
-        t.judge = j
-    return [j.critique if j.score is not None else "" for j in judgments]
-
-
-def revision_specs(
-    firsts: list[Trajectory], critiques: list[str], tasks_by_id: dict[str, Task]
-) -> list[EpisodeSpec]:
-    """Reagent-C's second attempts: first attempt + critique in context, id ``{first}/rev``."""
-    return [
-        EpisodeSpec(
-            task=tasks_by_id[t.task_id],
-            messages=revision_messages(t, c),
-            id=t.id + REVISED_SUFFIX,
-            stage="revised",
-            parent_id=t.id,
-            extra={"critique": c},
-        )
-        for t, c in zip(firsts, critiques)
-    ]
-
-
-@dataclass
-class Attempt:
-    """One attempt at one task: the trajectory graded, and what led to it."""
-
-    final: Trajectory
-    initial: Trajectory | None = None  # Reagent-C: the first attempt the judge critiqued
-    candidates: list[Trajectory] = field(default_factory=list)  # Best-of-N: all samples
-    picked: int | None = None
-
-
 def run_attempts(
     backend: Any,
     setup: BenchmarkSetup,
@@ -240,8 +202,6 @@ def run_attempts(
     """Attempt ``attempt`` of each of ``tasks``: plain, Reagent-C or Best-of-N."""
     env = setup.env
     if best_of > 1:
-        from eval.best_of_n import best_of_n
-
         return best_of_n(
             lambda i: stream_loop(backend, env, config, attempt, i, policy_name),
             judge,

@@ -12,12 +12,16 @@ tokens, so the trainer never re-tokenises text. With a chat backend it keeps
 messages only (evaluation, teachers).
 
 ``max_tokens`` bounds the *response*: everything after the prompt, generated and
-tool tokens alike (the verl convention). The chat path, which has no tokenizer,
+tool tokens alike (the verl convention). Each episode generates up to its own
+remaining budget (``SamplingParams.row_max_new_tokens``) and samples from its own
+stream (``row_seeds``, keyed by its id), so which episodes share a batch changes
+neither an episode's length nor what it samples. The chat path, which has no tokenizer,
 counts generated tokens only, estimated as characters / 4 where the server gives none.
 """
 
 from __future__ import annotations
 
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -102,21 +106,39 @@ class AgentLoop:
                 ep.mask = [0] * len(ep.ids)
                 ep.prompt_len = len(ep.ids)
         with ThreadPoolExecutor(self.config.tool_workers) as pool:
-            while live := [ep for ep in episodes if not ep.done]:
+            while True:
+                live = [ep for ep in episodes if not ep.done]
+                if not self._any_rank_busy(bool(live)):
+                    break
                 gens = self._generate(live)
                 pending = [(ep, self._take_turn(ep, gen)) for ep, gen in zip(live, gens)]
                 self._run_tools([(ep, calls) for ep, calls in pending if calls], pool)
         return [self._finish(ep) for ep in episodes]
 
+    def _any_rank_busy(self, local_busy: bool) -> bool:
+        """ZeRO-3 token backends keep every rank generating until all ranks are done."""
+        if self.backend.supports_tokens:
+            return self.backend.any_rank_busy(local_busy)
+        return local_busy
+
     def _sampling(self, live: list[_Episode]) -> SamplingParams:
+        """Each episode generates up to its own remaining budget (never another's), from its
+        own sampling stream (seeded by the loop's seed, the call and the episode id), so
+        which episodes share a batch changes nothing an episode samples."""
         c = self.config
-        budget = max(min(c.max_tokens - ep.response_tokens for ep in live), 1)
+        limits = [min(c.max_new_tokens, max(c.max_tokens - ep.response_tokens, 1)) for ep in live]
         self._calls += 1
-        return SamplingParams(max_new_tokens=min(c.max_new_tokens, budget), temperature=c.temperature,
-                              top_p=c.top_p, top_k=c.top_k, seed=c.seed * 1_000_003 + self._calls)
+        call_seed = c.seed * 1_000_003 + self._calls
+        seeds = [(call_seed * 1_000_033 + zlib.crc32(ep.spec.id.encode())) % 2**62 for ep in live]
+        return SamplingParams(max_new_tokens=max(limits, default=1), row_max_new_tokens=limits,
+                              temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
+                              seed=call_seed, row_seeds=seeds)
 
     def _generate(self, live: list[_Episode]) -> list[Generation]:
         params = self._sampling(live)
+        if not live:  # other ranks are still generating: step along with them
+            self.backend.generate([], params)
+            return []
         if self.backend.supports_tokens:
             return self.backend.generate([ep.ids for ep in live], params)
         convs = [to_template_messages(ep.messages) for ep in live]

@@ -7,6 +7,12 @@ first episode's messages verbatim followed by one user message built from
 context a policy is trained on and the one it is evaluated with are the same. Only
 the revised attempt's own generated tokens are trained on; everything in this
 context is prompt.
+
+Everything else about a revision lives here too, used by the GRPO trainer
+(Reagent-U), ``reagent rollout --critique`` and evaluation (Reagent-C): the critique a
+judgment gives (empty when the judge gave no usable score), the revised episode's
+spec and its ``/rev`` id suffix, and the view of a revised attempt the judge scores
+(the question and the new attempt, without the first attempt and critique).
 """
 
 from __future__ import annotations
@@ -14,8 +20,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from reagent.records import Message, Trajectory
+from typing import Any
 
+from reagent.agent import EpisodeSpec
+from reagent.records import Judgment, Message, Task, Trajectory
+
+REVISED_SUFFIX = "/rev"
 INJECTION_FILE = Path(__file__).parent / "prompts" / "critique_injection.txt"
 
 
@@ -34,3 +44,38 @@ def revision_messages(first: Trajectory, critique: str) -> list[Message]:
     note = injection_template().format(critique=critique.strip() or "- No specific flaws were named.",
                                        question=question.strip())
     return messages + [Message(role="user", content=note)]
+
+
+def critique_of(judgment: Judgment | None) -> str:
+    """The critique to revise with; ``""`` when the judge gave no usable score (the
+    revision still runs, told no flaws were named; the failure stays in the judgment)."""
+    if judgment is None or judgment.score is None:
+        return ""
+    return judgment.critique or ""
+
+
+def judge_critiques(judge: Any, trajs: list[Trajectory]) -> list[str]:
+    """Judge each first attempt (sets ``traj.judge``); return the critiques to revise with."""
+    judgments = judge.score(trajs)
+    for t, j in zip(trajs, judgments):
+        t.judge = j
+    return [critique_of(j) for j in judgments]
+
+
+def revision_spec(first: Trajectory, critique: str, task: Task, extra: dict | None = None) -> EpisodeSpec:
+    """The revised episode of ``first``: id ``{first.id}/rev``, stage ``revised``."""
+    return EpisodeSpec(task=task, messages=revision_messages(first, critique), id=first.id + REVISED_SUFFIX,
+                       stage="revised", parent_id=first.id, extra={"critique": critique, **(extra or {})})
+
+
+def revision_specs(firsts: list[Trajectory], critiques: list[str],
+                   tasks_by_id: dict[str, Task]) -> list[EpisodeSpec]:
+    """:func:`revision_spec` of each first attempt with its critique."""
+    return [revision_spec(t, c, tasks_by_id[t.task_id]) for t, c in zip(firsts, critiques)]
+
+
+def attempt_view(revised: Trajectory, n_context: int) -> Trajectory:
+    """A revised episode as the judge scores it: the question (system/user head), then
+    only the new attempt (messages after the ``n_context`` of its revision prompt)."""
+    head = [m for m in revised.messages[:2] if m.role in ("system", "user")]
+    return Trajectory(id=revised.id, task_id=revised.task_id, messages=head + revised.messages[n_context:])

@@ -11,7 +11,8 @@ own service, on CPU or GPU, behind the same API as ``vllm serve``:
 Requests that arrive while the model is busy, or within ``max_wait_ms`` of each other,
 are generated together in one left-padded batch by
 :class:`~reagent.generation.hf.HFBackend` (requests with different sampling settings
-are batched per setting). Generation runs in one worker thread, so the event loop keeps
+are batched per setting; ``max_tokens`` alone does not split a batch, each row keeps
+its own limit). Generation runs in one worker thread, so the event loop keeps
 accepting requests meanwhile.
 
 Stop strings follow the OpenAI API: the returned text ends *before* the stop string,
@@ -27,6 +28,7 @@ models vLLM does not load.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import socket
@@ -129,9 +131,11 @@ class Batcher:
             await self._run(batch)
 
     async def _run(self, batch: list[_Pending]) -> None:
+        # requests that differ only in max_tokens share a batch: each row keeps its own limit
         groups: dict[str, list[_Pending]] = {}
         for item in batch:
-            groups.setdefault(repr(item.params), []).append(item)
+            key = repr(dataclasses.replace(item.params, max_new_tokens=0, row_max_new_tokens=None))
+            groups.setdefault(key, []).append(item)
         for items in groups.values():
             items = [it for it in items if not it.future.done()]  # client gone: skip
             if not items:
@@ -140,8 +144,10 @@ class Batcher:
             self.stats.max_batch = max(self.stats.max_batch, len(items))
             self.stats.sequences += len(items)
             try:
-                gens = await asyncio.to_thread(self.backend.generate,
-                                               [it.prompt for it in items], items[0].params)
+                limits = [it.params.max_new_tokens for it in items]
+                params = dataclasses.replace(items[0].params, max_new_tokens=max(limits),
+                                             row_max_new_tokens=limits)
+                gens = await asyncio.to_thread(self.backend.generate, [it.prompt for it in items], params)
             except Exception as e:  # report to every waiting request
                 self.stats.errors += 1
                 log.exception("generation failed for a batch of %d", len(items))

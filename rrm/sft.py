@@ -20,10 +20,11 @@ After every epoch (and once before training) it evaluates on a held-out split --
 logs the validation loss and the judge-quality report of :mod:`rrm.metrics`, computed
 from the model's own greedy verdicts on the split.
 
-Checkpoints (``out/checkpoints/step-N``, see :mod:`rrm.runtime`) hold the accelerate
-state (model, optimizer, RNG) for ``--resume``, the model in Hugging Face format, and
-``trainer_state.json``; each is written to ``step-N.tmp`` and renamed, with a
-``complete`` marker, so a kill never leaves a half checkpoint that resume would pick.
+Ranks, the metrics log and checkpoints are the shared training runtime's
+(:mod:`reagent.train.runtime`: ``out/checkpoints/step-000004/`` with ``model/``,
+``state/``, ``trainer_state.json`` and ``COMPLETE``, the same layout as policy SFT and
+GRPO); batching and the masked loss are :mod:`reagent.train.data`'s. What stays here is
+the judge's own: its example encoder and its evaluation.
 A resumed run replays the same batch order from the same position, so it ends where
 an uninterrupted run ends. The final model goes to ``out/final``, metrics (``train/``,
 ``eval/``, ``timing_s/``) to ``out/metrics.jsonl``.
@@ -34,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,17 +45,24 @@ import torch
 from reagent.config import cfg, config_dict, config_hash, save_config
 from reagent.jsonl import load_records
 from reagent.records import JudgeExample
-from rrm.evaluate import LabelledItem, evaluate_judge, labelled_item
-from rrm.prompt import sft_messages
-from rrm.runtime import (
-    MetricsLog,
+from reagent.train.data import (
+    LengthGroupedBatches,
+    epoch_batches,
+    masked_lm_loss,
+    pad_collate,
+    split_by_group,
+)
+from reagent.train.runtime import (
+    MetricsLogger,
     Ranks,
     generation_model,
     latest_checkpoint,
+    load_checkpoint,
     save_checkpoint,
     save_model,
-    truncate_metrics,
 )
+from rrm.evaluate import LabelledItem, evaluate_judge, labelled_item
+from rrm.prompt import sft_messages
 
 
 @dataclass
@@ -112,18 +119,6 @@ def run_hash(config: TrainRRMConfig) -> str:
 # ----------------------------------------------------------------------------- data
 
 
-def split_by_question(examples: list[JudgeExample], fraction: float,
-                      seed: int) -> tuple[list[JudgeExample], list[JudgeExample]]:
-    """(train, val) with every question's examples on one side (pairwise accuracy needs
-    both trajectories of a question, and the judge must not have seen the question)."""
-    questions = sorted({e.question for e in examples})
-    random.Random(seed).shuffle(questions)
-    n_val = max(1, round(fraction * len(questions))) if len(questions) > 1 else 0
-    val_q = set(questions[:n_val])
-    return ([e for e in examples if e.question not in val_q],
-            [e for e in examples if e.question in val_q])
-
-
 def encode_examples(tokenizer: Any, examples: list[JudgeExample], max_seq_len: int,
                     max_chars: int) -> tuple[list[tuple[list[int], list[int]]], int]:
     """(input_ids, loss_mask) per example and how many were dropped as too long."""
@@ -137,66 +132,6 @@ def encode_examples(tokenizer: Any, examples: list[JudgeExample], max_seq_len: i
             continue
         out.append((list(ids), list(mask)))
     return out, dropped
-
-
-class LengthGroupedBatches(torch.utils.data.Sampler):
-    """Shuffled batches of indices; with ``group`` built from length-sorted windows of 50
-    batches so a batch holds similar lengths (less padding). Reshuffled per epoch by
-    ``set_epoch``, deterministically, so a resumed run sees the same order."""
-
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, shuffle: bool = True,
-                 group: bool = True):
-        self.lengths, self.batch_size, self.seed, self.shuffle = lengths, batch_size, seed, shuffle
-        self.group = group
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        idx = list(range(len(self.lengths)))
-        rng = random.Random(self.seed * 1000 + self.epoch)
-        if self.shuffle:
-            rng.shuffle(idx)
-        window = self.batch_size * (50 if self.group else 1)
-        batches = []
-        for w in range(0, len(idx), window):
-            chunk = sorted(idx[w:w + window], key=lambda i: self.lengths[i])
-            batches += [chunk[b:b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
-        if self.shuffle:
-            rng.shuffle(batches)
-        return iter(batches)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-
-def collate(pad_id: int):
-    """Right-pad a batch; labels are -100 wherever the loss mask is 0 or padding."""
-    def fn(batch: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        for i, (ids, mask) in enumerate(batch):
-            t = torch.tensor(ids)
-            input_ids[i, :len(ids)] = t
-            attention[i, :len(ids)] = 1
-            labels[i, :len(ids)] = torch.where(torch.tensor(mask, dtype=torch.bool), t, -100)
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
-    return fn
-
-
-def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(mean loss over target tokens, number of target tokens); logits ``(B, L, V)``,
-    labels ``(B, L)`` with -100 on masked positions; token t predicts label t+1."""
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, 1:]
-    n = int((shift_labels != -100).sum())
-    loss = torch.nn.functional.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-        ignore_index=-100, reduction="sum")
-    return loss / max(n, 1), n
 
 
 def batch_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -296,7 +231,10 @@ def train(config: TrainRRMConfig) -> dict:
     if config.val_data:
         train_ex, val_ex = examples, load_records(config.val_data, JudgeExample, skip_bad=True)
     else:
-        train_ex, val_ex = split_by_question(examples, config.val_fraction, config.seed)
+        # every question's examples on one side (pairwise accuracy needs both
+        # trajectories of a question, and the judge must not have seen the question)
+        train_ex, val_ex = split_by_group(examples, lambda e: e.question, config.val_fraction,
+                                          config.seed)
     if not train_ex or not val_ex:
         raise ValueError(f"need training and held-out examples; got {len(train_ex)} and "
                          f"{len(val_ex)} (from {config.data})")
@@ -316,11 +254,11 @@ def train(config: TrainRRMConfig) -> dict:
     sampler = LengthGroupedBatches([len(x[0]) for x in train_set], config.batch_size, config.seed,
                                    group=config.group_by_length)
     train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler,
-                                               collate_fn=collate(tokenizer.pad_token_id))
+                                               collate_fn=pad_collate(tokenizer.pad_token_id))
     val_loader = torch.utils.data.DataLoader(
         val_set, batch_sampler=LengthGroupedBatches([len(x[0]) for x in val_set],
                                                     config.batch_size, 0, shuffle=False),
-        collate_fn=collate(tokenizer.pad_token_id))
+        collate_fn=pad_collate(tokenizer.pad_token_id))
     optimizer = base_optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                                    weight_decay=config.weight_decay)
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
@@ -344,24 +282,24 @@ def train(config: TrainRRMConfig) -> dict:
         base_optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
 
     step, epoch, skip = 0, 0, 0
+    bar = tqdm(total=total_steps, initial=0, desc="train-rrm", unit="step", disable=not main)
+    log = MetricsLogger(out, main, echo=bar.write)
     if config.resume and (ckpt := latest_checkpoint(out)) is not None:
-        accelerator.load_state(str(ckpt / "state"))
-        state = json.loads((ckpt / "trainer_state.json").read_text())
+        state = load_checkpoint(accelerator, ckpt)
         step, epoch, skip = state["step"], state["epoch"], state["batches_in_epoch"]
         scheduler.load_state_dict(state["scheduler"])
+        log.truncate_after(step)
+        bar.update(step)
         if main:
-            truncate_metrics(out / "metrics.jsonl", step)
             changed = state.get("config_hash") not in (None, run_hash(config))
             print(f"resumed from {ckpt} (step {step}, epoch {epoch}, batch {skip})"
                   + ("; the config differs from the checkpoint's" if changed else ""))
 
-    bar = tqdm(total=total_steps, initial=step, desc="train-rrm", unit="step", disable=not main)
-    log = MetricsLog(out / "metrics.jsonl", main, bar)
     if step == 0:
-        log.log({"run/config_hash": config_hash(config), "run/model": config.model,
+        log.log(step, {"run/config_hash": config_hash(config), "run/model": config.model,
                  "run/config": config_dict(config), "data/train": len(train_set),
                  "data/val": len(val_set), "data/dropped_too_long": dropped + val_dropped,
-                 "data/steps_per_epoch": steps_per_epoch}, step)
+                 "data/steps_per_epoch": steps_per_epoch})
 
     def evaluate(tag: str) -> dict:
         t0 = time.time()
@@ -370,20 +308,14 @@ def train(config: TrainRRMConfig) -> dict:
         metrics.update({f"eval/{k}": v for k, v in quality.items()})
         metrics["eval/when"] = tag
         metrics["timing_s/eval"] = time.time() - t0
-        log.log(metrics, step)
+        log.log(step, metrics)
         return metrics
 
     last = evaluate("before") if config.eval_before and step == 0 else {}
     model.train()
     while epoch < config.epochs:
-        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        for obj in (sampler, train_loader, loader):
-            # accelerate's loaders re-set their sampler's epoch from their own counter on
-            # every pass, which is 0 for a loader made on resume: set them all.
-            if hasattr(obj, "set_epoch"):
-                obj.set_epoch(epoch)
         batch_idx, window, t0 = skip, [], time.time()
-        for batch in loader:
+        for batch in epoch_batches(accelerator, train_loader, sampler, epoch, skip):
             with accelerator.accumulate(model):
                 loss, n_tokens = batch_loss(model, batch)
                 accelerator.backward(loss)
@@ -406,12 +338,12 @@ def train(config: TrainRRMConfig) -> dict:
                                                sum(n for _, n in window)],
                                               dtype=torch.float64, device=accelerator.device))
                 tokens = int(sums[1].item())
-                log.log({"train/loss": sums[0].item() / max(tokens, 1),
+                log.log(step, {"train/loss": sums[0].item() / max(tokens, 1),
                          "train/lr": scheduler.get_last_lr()[0], "train/epoch": epoch,
                          "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
                          "train/target_tokens": tokens,
                          "timing_s/step": (time.time() - t0) / max(len(window), 1)
-                         * grad_accum}, step)
+                         * grad_accum})
                 window, t0 = [], time.time()
             if config.save_every and step % config.save_every == 0:
                 save_checkpoint(accelerator, ranks, model, tokenizer, out, step,
@@ -430,6 +362,7 @@ def train(config: TrainRRMConfig) -> dict:
         (out / "final" / "reagent_train_rrm.json").write_text(json.dumps(
             {"base_model": config.model, "config_hash": config_hash(config), "step": step,
              "eval": last}, indent=2, default=str))
+    log.close()
     bar.close()
     accelerator.end_training()
     return last

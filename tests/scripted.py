@@ -1,12 +1,21 @@
-"""A deterministic token backend for agent-loop tests: it writes the demonstrator's turns.
+"""The scripted stand-ins of the tests: a token backend and an OpenAI-compatible server.
 
-It is a real :class:`TokenBackend` over the real tokenizer: prompts arrive as token
+:class:`ScriptedBackend` is a deterministic token backend for agent-loop tests: it
+writes the demonstrator's turns. It is a real :class:`TokenBackend` over the real tokenizer: prompts arrive as token
 ids, replies leave as token ids ending with eos, so masks and continuations are
 exercised exactly as with a model. The reply for each prompt is chosen by reading
 the prompt back, which is what makes the loop's bookkeeping observable.
+
+:class:`ScriptedServer` is the one scripted OpenAI-compatible HTTP server every test
+that needs one uses (backends, answer checking, annotation, evaluation).
 """
 
 from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from reagent.generation.base import Generation, SamplingParams, TokenBackend
 
@@ -22,15 +31,108 @@ class ScriptedBackend(TokenBackend):
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
         self.batch_sizes.append(len(prompts))
         out = []
-        for ids in prompts:
+        for i, ids in enumerate(prompts):
+            limit = params.for_row(i, len(prompts)).max_new_tokens
             text = self.tokenizer.decode(ids)
             turn = text.count("<|im_start|>assistant") - 1
             reply = self.script(text, turn)
             reply_ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"]
-            if len(reply_ids) > params.max_new_tokens:
-                out.append(Generation(text=self.tokenizer.decode(reply_ids[: params.max_new_tokens]),
-                                      token_ids=reply_ids[: params.max_new_tokens], finish_reason="length"))
+            if len(reply_ids) > limit:
+                out.append(Generation(text=self.tokenizer.decode(reply_ids[:limit]),
+                                      token_ids=reply_ids[:limit], finish_reason="length"))
                 continue
             ids_out = reply_ids + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
             out.append(Generation(text=reply, token_ids=ids_out, finish_reason="stop"))
         return out
+
+
+class ScriptedServer:
+    """The one scripted OpenAI-compatible server of the tests, on 127.0.0.1 (a real
+    ``ThreadingHTTPServer``: the ``openai`` client, its retries and our thread pools are
+    exercised end to end).
+
+    ``reply(body)`` answers each ``POST /v1/chat/completions`` with the text of the
+    assistant message (``str``), a dict of choice fields (``content``, ``finish_reason``,
+    ``tool_calls``, ``stop_reason``), or ``(status, message)`` to fail the request.
+    ``GET /v1/models`` lists ``model``; other paths are 404. It records every request
+    body and its headers and the most requests it served at once. Use it as
+    ``with ScriptedServer(reply) as srv: ... srv.url`` (``http://127.0.0.1:PORT/v1``).
+    """
+
+    def __init__(self, reply, delay_s: float = 0.0, model: str = "scripted-teacher"):
+        self.reply, self.delay_s, self.model = reply, delay_s, model
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [
+                        {"id": server.model, "object": "model", "created": 0, "owned_by": "test"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if not self.path.endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": "not found"}})
+                    return
+                with server.lock:
+                    server.requests.append(body)
+                    server.headers.append(dict(self.headers))
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    time.sleep(server.delay_s)
+                    out = server.reply(body)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+                if isinstance(out, tuple):
+                    self._send(out[0], {"error": {"message": out[1], "type": "scripted"}})
+                    return
+                fields = {"content": out} if isinstance(out, str) else dict(out)
+                message = {"role": "assistant", "content": fields.get("content")}
+                if fields.get("tool_calls"):
+                    message["tool_calls"] = fields["tool_calls"]
+                choice = {"index": 0, "finish_reason": fields.get("finish_reason", "stop"), "message": message}
+                if "stop_reason" in fields:
+                    choice["stop_reason"] = fields["stop_reason"]
+                self._send(200, {
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
+                    "model": body.get("model") or server.model, "choices": [choice],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -79,3 +79,46 @@ def test_real_hf_backend_rollout_is_valid(env, tiny_model_dir):
         assert len(t.token_ids) == len(t.loss_mask) and 0 < sum(t.loss_mask) <= 64
         prompt = t.extra["prompt_length"]
         assert set(t.loss_mask[:prompt]) == {0} and t.loss_mask[prompt] == 1
+
+
+def test_one_long_episode_changes_no_other_episode(env, tiny_tokenizer):
+    """Budgets are per episode: a runaway episode in the batch used to cut every other
+    episode at *its* remaining budget (the smallest), truncating them mid-answer."""
+    tasks = env.tasks("train", 4)
+    runaway_q = tasks[0].question
+
+    def script(text, turn):
+        if runaway_q in text:  # burns ~90% of its budget in turn 1, never answers
+            return "hmm " * 80 + call("lookup", account="A")
+        return "Let me check. " * 4 + solver(text, turn)
+
+    # before the fix every episode's turn 2 was cut at the runaway's ~12 tokens left
+    config = AgentConfig(max_turns=8, max_tokens=200, max_new_tokens=200)
+    with_it = AgentLoop(ScriptedBackend(tiny_tokenizer, script), env, config).run(specs_for(env, tasks, 2))
+    without = AgentLoop(ScriptedBackend(tiny_tokenizer, script), env, config).run(specs_for(env, tasks[1:], 2))
+    assert [t.stop_reason for t in with_it[:2]] == ["max_tokens"] * 2  # the runaway really ran away
+    others = with_it[2:]
+    assert [t.id for t in others] == [t.id for t in without]
+    assert [t.token_ids for t in others] == [t.token_ids for t in without]
+    assert all(t.stop_reason == "answered" and t.outcome == 1.0 for t in others)
+
+
+def test_sampled_episodes_do_not_depend_on_their_batch(env, tiny_model_dir):
+    """Real model, temperature 1: every episode samples from its own stream with its own
+    budget, so adding an episode (a long-prompt one) to the batch changes no other's tokens."""
+    from reagent.agent import EpisodeSpec
+    from reagent.envs.base import initial_messages
+    from reagent.records import Message
+
+    backend = HFBackend(str(tiny_model_dir), device="cpu")
+    config = AgentConfig(max_turns=2, max_tokens=40, max_new_tokens=24, temperature=1.0, seed=5)
+    tasks = env.tasks("train", 3)
+    specs = specs_for(env, tasks, 2)
+    long_task = env.tasks("train", 4)[3]
+    long_prompt = initial_messages(env, long_task)
+    long_prompt[-1] = Message(role="user", content=long_prompt[-1].content + " Think it through." * 40)
+    extra = EpisodeSpec(task=long_task, messages=long_prompt, id="extra#0")
+    alone = AgentLoop(backend, env, config).run(specs)
+    shared = AgentLoop(backend, env, config).run([extra] + specs)[1:]
+    assert [t.token_ids for t in shared] == [t.token_ids for t in alone]
+    assert len({tuple(t.token_ids) for t in alone}) == len(alone)  # really sampled, not all alike

@@ -173,7 +173,7 @@ def run_critique(c: RolloutConfig, env: Environment, tasks: list[Task], specs: l
     """Reagent-C rollouts: first attempt + judgment, then the critique-conditioned revision."""
     from collections import Counter
 
-    from eval.harness import REVISED_SUFFIX, judge_critiques, revision_specs
+    from reagent.critique import REVISED_SUFFIX, critique_of, judge_critiques, revision_specs
     from rrm.judge import make_judge
 
     todo = [s for s in specs if s.id + REVISED_SUFFIX not in done]
@@ -209,7 +209,7 @@ def run_critique(c: RolloutConfig, env: Environment, tasks: list[Task], specs: l
             unjudged = [t for t in firsts if t.judge is None]  # written by a run without --critique
             if unjudged:
                 judge_critiques(judge, unjudged)
-            critiques = [t.judge.critique if t.judge.score is not None else "" for t in firsts]
+            critiques = [critique_of(t.judge) for t in firsts]
             failed.update(t.judge.status for t in firsts if t.judge.score is None)
             for traj in loop.run(revision_specs(firsts, critiques, tasks_by_id)):
                 traj.extra["made_by"] = made_by

@@ -34,6 +34,7 @@ Semantics shared with the vLLM backend:
   position ids (so padding changes nothing: batched greedy == one-at-a-time greedy),
   and results come back in the caller's order;
 * ``temperature == 0`` is greedy; otherwise temperature, then top-k, then top-p;
+  ``row_seeds`` gives every row its own sampling stream (batch-independent draws);
 * a row stops at an eos id (the eos token is **kept** as the last id, since the
   trainer trains on it) or when its generated text contains a stop string (the
   token completing it is kept, nothing after it is generated) -> ``"stop"``; or at
@@ -102,8 +103,11 @@ def eos_ids_of(model: Any, tokenizer: Any) -> list[int]:
 
 
 def sample_next(logits: torch.Tensor, params: SamplingParams,
-                generator: torch.Generator | None) -> torch.Tensor:
+                generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
     """One token per row from float32 logits ``(B, V)`` -> ``(B,)``.
+
+    ``generator`` is one stream for the batch, or a list with one stream per row (the
+    rows' draws then do not depend on each other).
 
     Order as in vLLM and transformers: temperature, then top-k, then top-p (keep the
     smallest set of tokens whose probability reaches ``top_p``, always at least one).
@@ -123,6 +127,9 @@ def sample_next(logits: torch.Tensor, params: SamplingParams,
         sorted_logits = sorted_logits.masked_fill(before >= params.top_p, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(dim=-1)
+    if isinstance(generator, list):
+        return torch.cat([torch.multinomial(probs[b:b + 1], 1, generator=g)
+                          for b, g in enumerate(generator)]).squeeze(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
@@ -163,11 +170,16 @@ class _StopStrings:
 
 
 @torch.no_grad()
-def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams, *,
-                    pad_id: int, eos_ids: set[int], stops: _StopStrings,
-                    generator: torch.Generator, device: torch.device, keep_logits_kw: bool,
+def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams,
+                    limits: list[int], *, pad_id: int, eos_ids: set[int], stops: _StopStrings,
+                    generator: torch.Generator | list[torch.Generator], device: torch.device,
+                    keep_logits_kw: bool,
                     sync_ranks: bool) -> list[tuple[list[int], str, list[float] | None]]:
-    """One left-padded micro-batch -> ``(token_ids, finish_reason, logprobs)`` per prompt."""
+    """One left-padded micro-batch -> ``(token_ids, finish_reason, logprobs)`` per prompt.
+
+    Row ``i`` stops at ``limits[i]`` new tokens. With ``sync_ranks`` the loop keeps
+    running forwards (finished rows included) until every rank's rows are done.
+    """
     n = len(prompts)
     width = max(len(p) for p in prompts)
     ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -188,13 +200,13 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
                 **extra)
     cache = out.past_key_values
     next_pos = positions[:, -1:] + 1
-    for step in range(params.max_new_tokens):
+    while True:
         logits = out.logits[:, -1, :].float()
-        tokens = sample_next(logits, params, generator)
+        tokens = sample_next(logits, params, [generator[r] for r in rows]
+                             if isinstance(generator, list) else generator)
         tok_list = tokens.tolist()
         if logps is not None:
             lp = torch.log_softmax(logits, dim=-1).gather(-1, tokens[:, None]).squeeze(-1).tolist()
-        last = step == params.max_new_tokens - 1
         live = [b for b, r in enumerate(rows) if reasons[r] is None]
         for b in live:
             r = rows[b]
@@ -208,8 +220,10 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
             for b, hit in zip(check, stops.hits([outs[rows[b]] for b in check])):
                 if hit:
                     reasons[rows[b]] = "stop"
-        if last:
-            break
+        for b in live:
+            r = rows[b]
+            if reasons[r] is None and len(outs[r]) >= limits[r]:
+                reasons[r] = "length"
         keep = [b for b, r in enumerate(rows) if reasons[r] is None]
         local_done = not keep
         if sync_ranks:
@@ -233,6 +247,12 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
             for r in range(n)]
 
 
+def _dist_max(value: int, device: torch.device) -> int:
+    t = torch.tensor([value], dtype=torch.long, device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return int(t.item())
+
+
 def generate_tokens(model: Any, tokenizer: Any, prompts: list[list[int]],
                     params: SamplingParams, *, batch_size: int = 64,
                     eos_token_ids: Iterable[int] | None = None,
@@ -240,21 +260,27 @@ def generate_tokens(model: Any, tokenizer: Any, prompts: list[list[int]],
     """Generate with any in-memory causal LM (e.g. the policy being trained).
 
     The model is put in eval mode for the call and its train/eval mode restored after.
-    ``tokenizer`` decodes the text and checks stop strings. With ``sync_ranks`` every
-    process of an initialised ``torch.distributed`` group keeps running forwards until
-    all are done, which ZeRO-3 needs; each rank must then pass the same number of
-    prompts (hence of micro-batches). Under ZeRO-3, call this inside DeepSpeed's
+    ``tokenizer`` decodes the text and checks stop strings. ``params.row_max_new_tokens``
+    gives each prompt its own limit. With ``sync_ranks`` every process of an initialised
+    ``torch.distributed`` group runs the same number of forward passes, which ZeRO-3
+    needs (each forward all-gathers the parameters): ranks agree on the number of
+    micro-batches (a rank with fewer runs one-token stand-ins, also when it has no
+    prompts at all) and each micro-batch keeps stepping until every rank's rows are
+    done. Every rank must then call this the same number of times (the agent loop
+    does, through :meth:`TokenBackend.any_rank_busy`). Under ZeRO-3, call this inside DeepSpeed's
     gathered-parameters context (TRL's ``unwrap_model_for_generation``) or each step
     re-gathers every weight.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not prompts:
+    sync = sync_ranks and torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not prompts and not sync:
         return []
     empty = [i for i, p in enumerate(prompts) if len(p) == 0]
     if empty:
         raise ValueError(f"prompts {empty[:5]} are empty; every prompt needs at least one token")
-    if params.max_new_tokens <= 0:
+    limits = [max(m, 0) for m in params.row_limits(len(prompts))]
+    if not sync and all(m == 0 for m in limits):
         return [Generation(text="", token_ids=[], finish_reason="length",
                            logprobs=[] if params.logprobs else None) for _ in prompts]
 
@@ -265,21 +291,34 @@ def generate_tokens(model: Any, tokenizer: Any, prompts: list[list[int]],
     device = next(model.parameters()).device
     stops = _StopStrings(params.stop, tokenizer)
     generator = _make_generator(params.seed, device)
+    row_gens = ([_make_generator(seed, device) for seed in params.row_seed_list(len(prompts))]
+                if params.row_seeds is not None else None)
     keep_logits_kw = "logits_to_keep" in inspect.signature(model.forward).parameters
-    sync = sync_ranks and torch.distributed.is_available() and torch.distributed.is_initialized()
 
-    # longest first: similar lengths share a micro-batch, and an OOM shows up at once
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     results: list[Generation | None] = [None] * len(prompts)
+    for i, m in enumerate(limits):
+        if m == 0:
+            results[i] = Generation(text="", token_ids=[], finish_reason="length",
+                                    logprobs=[] if params.logprobs else None)
+    # longest first: similar lengths share a micro-batch, and an OOM shows up at once
+    order = sorted((i for i in range(len(prompts)) if limits[i] > 0), key=lambda i: -len(prompts[i]))
+    chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    n_chunks = _dist_max(len(chunks), device) if sync else len(chunks)
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+        for k in range(n_chunks):
+            if k >= len(chunks):  # this rank is out of prompts: a one-token stand-in keeps
+                _generate_batch(model, [[pad_id]], params, [0], pad_id=pad_id,  # the forwards
+                                eos_ids=eos, stops=stops, generator=generator,  # in step
+                                device=device, keep_logits_kw=keep_logits_kw, sync_ranks=sync)
+                continue
+            chunk = chunks[k]
             outs = _generate_batch(model, [list(prompts[i]) for i in chunk], params,
-                                   pad_id=pad_id, eos_ids=eos, stops=stops, generator=generator,
-                                   device=device, keep_logits_kw=keep_logits_kw,
-                                   sync_ranks=sync)
+                                   [limits[i] for i in chunk], pad_id=pad_id, eos_ids=eos,
+                                   stops=stops, device=device,
+                                   generator=[row_gens[i] for i in chunk] if row_gens else generator,
+                                   keep_logits_kw=keep_logits_kw, sync_ranks=sync)
             texts = _decode(tokenizer, [ids for ids, _, _ in outs], eos)
             for i, (ids, reason, lps), text in zip(chunk, outs, texts):
                 results[i] = Generation(text=text, token_ids=ids, finish_reason=reason,
@@ -341,6 +380,12 @@ class HFBackend(TokenBackend):
         self.eos_token_ids = (list(eos_token_ids) if eos_token_ids is not None
                               else eos_ids_of(model, tokenizer))
         self.sync_ranks = sync_ranks
+
+    def any_rank_busy(self, local_busy: bool) -> bool:
+        if not (self.sync_ranks and torch.distributed.is_available()
+                and torch.distributed.is_initialized()):
+            return local_busy
+        return _dist_max(int(local_busy), next(self.model.parameters()).device) > 0
 
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
         return generate_tokens(self.model, self.tokenizer, prompts, params,

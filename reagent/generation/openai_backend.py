@@ -100,11 +100,15 @@ class OpenAIChatBackend(ChatBackend):
              tools: list[dict] | None = None) -> list[Generation]:
         if not conversations:
             return []
-        request = self._request_kwargs(params, tools)
+        n = len(conversations)
         # Request i gets seed + i: identical prompts in one batch (a GRPO group) must sample
-        # independently, as on the token backends.
-        requests = [request if "seed" not in request else {**request, "seed": request["seed"] + i}
-                    for i in range(len(conversations))]
+        # independently, as on the token backends; and its own max_tokens (row limits).
+        requests = []
+        for i in range(n):
+            request = self._request_kwargs(params.for_row(i, n), tools)
+            if "seed" in request and params.row_seeds is None:
+                request["seed"] += i
+            requests.append(request)
         pool = self._executor()
         return list(pool.map(self._one, conversations, requests))
 

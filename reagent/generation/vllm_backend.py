@@ -88,7 +88,10 @@ class VLLMBackend(TokenBackend):
         if not prompts:
             return []
         seeds = [None if params.seed is None else params.seed + i for i in range(len(prompts))]
-        sampling = [self.sampling_params(params, s) for s in seeds]
+        if params.row_seeds is not None:
+            seeds = params.row_seed_list(len(prompts))
+        n = len(prompts)
+        sampling = [self.sampling_params(params.for_row(i, n), s) for i, s in enumerate(seeds)]
         requests = [{"prompt_token_ids": list(p)} for p in prompts]
         outputs = self.llm.generate(requests, sampling, use_tqdm=False)
         return [self._to_generation(o.outputs[0], params.logprobs) for o in outputs]

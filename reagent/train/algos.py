@@ -120,15 +120,25 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(delta) - delta - 1.0
 
 
-def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: float = 1.0,
+                   entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-prob of each next token and the entropy of each next-token distribution.
 
     logits: (N, L, V) for inputs (N, L). Returns (N, L) tensors aligned with
     ``input_ids`` (position t holds the prediction of token t; position 0 is 0).
+    Both are of ``softmax(logits / temperature)``, the distribution the rollout sampled
+    from, so the PPO ratio and the KL compare like with like (as verl and TRL do).
+    ``entropy_grad=False`` computes the entropy under ``no_grad`` (a metric only, when
+    its coefficient is 0: the full-vocabulary product is then never kept for backward).
     """
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: log-probs need a temperature > 0")
     logits = logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
     pad = torch.zeros_like(logp[:, :1])
     return torch.cat([pad, logp], dim=1), torch.cat([pad, entropy], dim=1)

@@ -107,6 +107,13 @@ def select_and_advantage(trajs: list[Trajectory], group_ids: list[int], estimato
     return kept, adv[keep].float(), stats
 
 
+def padding_batch(pad_id: int) -> Batch:
+    """A one-row, all-masked micro-batch: zero weight in the loss, but a full forward and
+    backward, so a rank with fewer micro-batches keeps the collectives in step."""
+    return Batch(torch.full((1, 2), pad_id, dtype=torch.long), torch.ones((1, 2), dtype=torch.long),
+                 torch.zeros((1, 2)), torch.zeros(1))
+
+
 def collate(trajs: list[Trajectory], advantages: torch.Tensor, pad_id: int) -> Batch:
     """Right-padded (N, L) tensors from the kept token ids and loss masks."""
     length = max(len(t.token_ids) for t in trajs)

@@ -14,13 +14,13 @@ from typing import Any
 import torch
 
 from reagent.train.config import TrainConfig
+from reagent.train.runtime import Ranks
 
 
 @dataclass
 class Models:
     accelerator: Any
-    rank: int
-    world_size: int
+    ranks: Ranks
     model: Any
     ref_model: Any
     tokenizer: Any
@@ -46,7 +46,8 @@ def build_models(c: TrainConfig) -> Models:
 
     cuda = torch.cuda.is_available() and c.device != "cpu"
     acc = Accelerator(mixed_precision="bf16" if (cuda and c.bf16) else "no", cpu=not cuda and not _deepspeed_env())
-    rank, world = process_rank(acc)
+    ranks = Ranks(acc)
+    world = ranks.world
     plugin = getattr(acc.state, "deepspeed_plugin", None)
     if plugin is not None:
         # The trainer feeds DeepSpeed its own micro-batches (no dataloader to infer sizes from);
@@ -55,7 +56,7 @@ def build_models(c: TrainConfig) -> Models:
                                         "gradient_accumulation_steps": 1,
                                         "train_batch_size": c.micro_batch_size * world})
     set_seed(c.seed)
-    if rank == 0:
+    if ranks.main:
         ensure_model(c.model, c, c.seed)
     acc.wait_for_everyone()
     tokenizer = AutoTokenizer.from_pretrained(c.model)
@@ -75,7 +76,7 @@ def build_models(c: TrainConfig) -> Models:
         ref_model = ref_model.to(acc.device)
     zero3 = plugin is not None and plugin.zero_stage == 3
     backend = build_backend(c, acc.unwrap_model(model), tokenizer, sync_ranks=zero3 and world > 1)
-    return Models(acc, rank, world, model, ref_model, tokenizer, optimizer, scheduler, backend)
+    return Models(acc, ranks, model, ref_model, tokenizer, optimizer, scheduler, backend)
 
 
 def _deepspeed_env() -> bool:
@@ -83,16 +84,6 @@ def _deepspeed_env() -> bool:
     import os
 
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
-
-
-def process_rank(acc) -> tuple[int, int]:
-    """(rank, world size). accelerate reports a single process for DeepSpeed on CPU even
-    when DeepSpeed has started a process group of several, so ask torch.distributed."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return acc.process_index, acc.num_processes
 
 
 def build_backend(c: TrainConfig, policy, tokenizer, sync_ranks: bool):

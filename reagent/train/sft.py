@@ -7,15 +7,16 @@ tokens are masked. The loss of a micro-batch is the mean over its target tokens.
 AdamW, linear warm-up then cosine decay, clipping, bf16 on CUDA only, accelerate for
 one or many processes. Batches group similar lengths (the toy demos vary 3x in
 length, and padding is wasted compute). Held-out trajectories (by task id) give a
-validation loss at every evaluation. Checkpoints are the policy trainer's atomic ones
-(:mod:`reagent.train.checkpoint`); the final model goes to ``out/final``.
+validation loss at every evaluation. Ranks, metrics and checkpoints are the shared
+runtime's (:mod:`reagent.train.runtime`, the layout judge SFT and GRPO write too); a
+resumed run continues at the exact batch of the interrupted epoch. The final model
+(gathered under ZeRO-3) goes to ``out/final``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,15 @@ from reagent.config import cfg, config_hash, save_config
 from reagent.jsonl import load_records
 from reagent.records import Trajectory
 from reagent.tokenization import tokenize_trajectory
-from reagent.metrics_log import MetricsLogger
-from reagent.train import checkpoint as ckpt
-from rrm.sft import LengthGroupedBatches, collate, masked_lm_loss
+from reagent.train.data import LengthGroupedBatches, epoch_batches, masked_lm_loss, pad_collate, split_by_group
+from reagent.train.runtime import (
+    MetricsLogger,
+    Ranks,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_model,
+)
 
 
 @dataclass
@@ -60,13 +67,6 @@ class SFTConfig:
             raise ValueError(f"sft needs {', '.join('--' + k for k in missing)}")
 
 
-def split_by_task(trajs: list[Trajectory], fraction: float, seed: int) -> tuple[list, list]:
-    ids = sorted({t.task_id for t in trajs})
-    random.Random(seed).shuffle(ids)
-    val = set(ids[: max(1, round(fraction * len(ids)))]) if len(ids) > 1 and fraction > 0 else set()
-    return [t for t in trajs if t.task_id not in val], [t for t in trajs if t.task_id in val]
-
-
 def encode(tokenizer, trajs: list[Trajectory], max_len: int) -> tuple[list[tuple[list, list]], int]:
     out, dropped = [], 0
     for t in trajs:
@@ -76,14 +76,6 @@ def encode(tokenizer, trajs: list[Trajectory], max_len: int) -> tuple[list[tuple
             continue
         out.append((ids, mask))
     return out, dropped
-
-
-def _batches(train_set, c: SFTConfig, epoch: int, pad_id: int):
-    sampler = LengthGroupedBatches([len(x[0]) for x in train_set], c.batch_size, c.seed)
-    sampler.set_epoch(epoch)
-    fn = collate(pad_id)
-    for idx in sampler:
-        yield fn([train_set[i] for i in idx])
 
 
 def _loss(acc, model, batch: dict) -> tuple[torch.Tensor, int]:
@@ -132,51 +124,57 @@ def train(c: SFTConfig) -> dict:
 
     cuda = torch.cuda.is_available()
     acc = Accelerator(gradient_accumulation_steps=c.grad_accum, mixed_precision="bf16" if cuda else "no")
+    ranks = Ranks(acc)
     set_seed(c.seed)
     out = Path(c.out)
-    if acc.is_main_process:
+    if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(c, out / "config.yaml")
     trajs = load_records(c.data, Trajectory, skip_bad=True)
     if c.only_correct:
         trajs = [t for t in trajs if (t.outcome or 0.0) >= 1.0]
-    train_tr, val_tr = split_by_task(trajs, c.val_fraction, c.seed)
+    train_tr, val_tr = split_by_group(trajs, lambda t: t.task_id, c.val_fraction, c.seed)
     tokenizer = AutoTokenizer.from_pretrained(c.model)
     train_set, dropped = encode(tokenizer, train_tr, c.max_seq_len)
     val_set, _ = encode(tokenizer, val_tr, c.max_seq_len)
     if not train_set:
         raise ValueError(f"{c.data}: no trajectory fits max_seq_len={c.max_seq_len} with a policy token")
     model = AutoModelForCausalLM.from_pretrained(c.model, dtype=torch.float32)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    model, optimizer = acc.prepare(model, optimizer)
+    optimizer = base_optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    sampler = LengthGroupedBatches([len(x[0]) for x in train_set], c.batch_size, c.seed)
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler,
+                                         collate_fn=pad_collate(tokenizer.pad_token_id))
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is not None:  # DeepSpeed cannot read the micro-batch size off a batch sampler
+        plugin.deepspeed_config.update(gradient_accumulation_steps=c.grad_accum,
+                                       train_micro_batch_size_per_gpu=c.batch_size,
+                                       train_batch_size=c.batch_size * c.grad_accum * ranks.world)
+    model, optimizer, loader = acc.prepare(model, optimizer, loader)
     warmup = math.ceil(c.warmup_ratio * c.max_steps)
-    scheduler = (get_cosine_schedule_with_warmup(optimizer, warmup, c.max_steps) if c.schedule == "cosine"
-                 else get_constant_schedule_with_warmup(optimizer, warmup))
-    val_loader = [{k: v.to(acc.device) for k, v in collate(tokenizer.pad_token_id)(val_set[i:i + c.batch_size]).items()}
+    # stepped by hand once per optimizer step; its state goes in trainer_state.json
+    scheduler = (get_cosine_schedule_with_warmup(base_optimizer, warmup, c.max_steps) if c.schedule == "cosine"
+                 else get_constant_schedule_with_warmup(base_optimizer, warmup))
+    val_loader = [{k: v.to(acc.device) for k, v in pad_collate(tokenizer.pad_token_id)(val_set[i:i + c.batch_size]).items()}
                   for i in range(0, len(val_set), c.batch_size)]
-    step, epoch = 0, 0
-    log = MetricsLogger(out, is_main=acc.is_main_process)
-    if c.resume and (last_ckpt := ckpt.latest_checkpoint(out)) is not None:
-        from safetensors.torch import load_file
-
-        acc.unwrap_model(model).load_state_dict(load_file(str(last_ckpt / "model" / "model.safetensors")),
-                                                strict=False)
-        state = ckpt.load_state(last_ckpt)
-        optimizer.load_state_dict(state["optimizer"])
+    step, epoch, skip = 0, 0, 0
+    bar = tqdm(total=c.max_steps, initial=0, desc="sft", unit="step", disable=not ranks.main)
+    log = MetricsLogger(out, ranks.main)
+    if c.resume and (last_ckpt := latest_checkpoint(out)) is not None:
+        state = load_checkpoint(acc, last_ckpt)
         scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
-        step, epoch = state["step"], state["epoch"]
+        step, epoch, skip = state["step"], state["epoch"], state["batches_in_epoch"]
         log.truncate_after(step)
-    bar = tqdm(total=c.max_steps, initial=step, desc="sft", unit="step", disable=not acc.is_main_process)
+        bar.update(step)
+        log.print(f"sft: resumed from {last_ckpt} (step {step}, epoch {epoch}, batch {skip})")
     if step == 0:
         log.log(0, {"data/train": len(train_set), "data/val": len(val_set), "data/dropped_too_long": dropped,
                     "run/config_hash": config_hash(c), "run/model": c.model})
     last: dict = {}
     model.train()
     while step < c.max_steps:
-        for batch in _batches(train_set, c, epoch, tokenizer.pad_token_id):
+        batch_idx = skip
+        for batch in epoch_batches(acc, loader, sampler, epoch, skip):
             with acc.accumulate(model):
-                batch = {k: v.to(acc.device) for k, v in batch.items()}
                 loss, n_tokens = _loss(acc, model, batch)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite loss at step {step}; lower lr={c.lr}")
@@ -185,6 +183,7 @@ def train(c: SFTConfig) -> dict:
                     acc.clip_grad_norm_(model.parameters(), c.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
+            batch_idx += 1
             if not acc.sync_gradients:
                 continue
             scheduler.step()
@@ -197,17 +196,17 @@ def train(c: SFTConfig) -> dict:
                 last = metrics
             log.log(step, metrics)
             bar.set_postfix(loss=f"{metrics['train/loss']:.3f}")
-            if c.save_every and step % c.save_every == 0 and acc.is_main_process:
-                # A resumed run restarts the interrupted epoch's batch order from its beginning.
-                ckpt.save_checkpoint(out, step, acc.unwrap_model(model), tokenizer,
-                                     {"epoch": epoch, "optimizer": optimizer.state_dict(),
-                                      "scheduler": scheduler.state_dict()}, keep=c.keep_checkpoints)
+            if c.save_every and step % c.save_every == 0:
+                save_checkpoint(acc, ranks, model, tokenizer, out, step,
+                                {"epoch": epoch, "batches_in_epoch": batch_idx,
+                                 "scheduler": scheduler.state_dict(), "config_hash": config_hash(c)},
+                                keep=c.keep_checkpoints)
             if step >= c.max_steps:
                 break
-        epoch += 1
-    if acc.is_main_process:
-        acc.unwrap_model(model).save_pretrained(out / "final", safe_serialization=True)
-        tokenizer.save_pretrained(out / "final")
+        else:
+            epoch, skip = epoch + 1, 0
+    save_model(acc, ranks, model, tokenizer, out / "final")
+    if ranks.main:
         (out / "final" / "reagent_sft.json").write_text(json.dumps(
             {"base_model": c.model, "data": c.data, "config_hash": config_hash(c), "step": step, **last}, indent=2))
     bar.close()

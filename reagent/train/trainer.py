@@ -27,8 +27,10 @@ ZeRO-2/3) for many processes; each process rolls out its own shard of prompts.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -36,14 +38,13 @@ from tqdm import tqdm
 
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
 from reagent.config import config_hash, save_config
-from reagent.critique import revision_messages
+from reagent.critique import attempt_view, critique_of, revision_spec
 from reagent.envs.base import initial_messages
 from reagent.jsonl import write_records
-from reagent.metrics_log import MetricsLogger
 from reagent.records import Trajectory
-from reagent.train import checkpoint as ckpt
+from reagent.train import runtime
 from reagent.train.algos import clipped_policy_loss, kl_k3, token_logprobs, token_mean
-from reagent.train.batch import Batch, assign_rewards, collate, select_and_advantage
+from reagent.train.batch import Batch, assign_rewards, collate, padding_batch, select_and_advantage
 from reagent.train.config import TrainConfig
 from reagent.train.setup import build_env_and_tasks, build_judge, build_models
 from rrm.metrics import pearson
@@ -62,9 +63,10 @@ class GRPOTrainer:
         self.out = Path(config.output_dir)
         m = build_models(config)
         self.acc, self.model, self.ref_model = m.accelerator, m.model, m.ref_model
-        self.rank, self.world = m.rank, m.world_size
+        self.ranks = m.ranks
+        self.rank, self.world = self.ranks.rank, self.ranks.world
         self.tokenizer, self.optimizer, self.scheduler, self.backend = m.tokenizer, m.optimizer, m.scheduler, m.backend
-        self.log = MetricsLogger(self.out, is_main=self.rank == 0)
+        self.log = runtime.MetricsLogger(self.out, is_main=self.ranks.main)
         self.env, tasks = build_env_and_tasks(config)
         self.tasks = tasks[self.rank::self.world]
         self.loop = AgentLoop(self.backend, self.env, AgentConfig(
@@ -128,32 +130,19 @@ class GRPOTrainer:
         return metrics
 
     def rollout(self, specs: list[EpisodeSpec]) -> list[Trajectory]:
+        """Under ZeRO-3 the weights are gathered for generation and every rank keeps
+        generating until all are done (the backend's ``sync_ranks``)."""
         self.model.eval()
-        with torch.no_grad(), self._generation_weights():
+        with torch.no_grad(), runtime.generation_model(self.acc, self.model):
             trajs = self.loop.run(specs)
         self.model.train()
         return trajs
-
-    def _zero_stage(self) -> int:
-        plugin = getattr(self.acc.state, "deepspeed_plugin", None)
-        return plugin.zero_stage if plugin is not None else 0
-
-    @contextlib.contextmanager
-    def _generation_weights(self):
-        """ZeRO-3 shards parameters: gather them for generation; otherwise a no-op."""
-        if self._zero_stage() == 3:
-            import deepspeed
-
-            with deepspeed.zero.GatheredParameters(list(self.acc.unwrap_model(self.model).parameters())):
-                yield
-        else:
-            yield
 
     def judge_all(self, trajs: list[Trajectory], n_context: list[int]) -> tuple[list, list]:
         """Judge each episode on its own attempt (a revised episode without its context)."""
         from rrm.judge import apply_failure_policy
 
-        views = [t if n == 0 else _attempt_view(t, n) for t, n in zip(trajs, n_context)]
+        views = [t if n == 0 else attempt_view(t, n) for t, n in zip(trajs, n_context)]
         judgments = self.judge.score(views)
         for t, j in zip(trajs, judgments):
             t.judge = j
@@ -174,12 +163,8 @@ class GRPOTrainer:
         chosen = [t for t in wanted if t.outcome is not None and t.judge is not None
                   and t.judge.score is not None]
         task_of = {t.id: t for t in self.tasks}
-        specs = []
-        for t in chosen:
-            critique = t.judge.critique
-            task = task_of[t.task_id]
-            specs.append(EpisodeSpec(task=task, messages=revision_messages(t, critique), id=t.id + "/rev",
-                                     stage="revised", parent_id=t.id, extra={"group": t.extra["group"]}))
+        specs = [revision_spec(t, critique_of(t.judge), task_of[t.task_id], extra={"group": t.extra["group"]})
+                 for t in chosen]
         if not specs:
             return [], [], [], skips
         with timed("rollout", timings):
@@ -211,37 +196,47 @@ class GRPOTrainer:
 
     # ---- update ----------------------------------------------------------------------------
     def _logprobs(self, model, mb: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probs under the sampling distribution (logits / temperature); the entropy
+        keeps its graph only when it is in the loss."""
         device = self.acc.device
         logits = model(input_ids=mb.input_ids.to(device), attention_mask=mb.attention_mask.to(device)).logits
-        return token_logprobs(logits, mb.input_ids.to(device))
+        return token_logprobs(logits, mb.input_ids.to(device), temperature=self.c.temperature,
+                              entropy_grad=self.c.entropy_coef != 0)
 
-    def _micro_batches(self, batch: Batch):
+    def _micro_batches(self, batch: Batch | None, n: int) -> list[Batch]:
+        """``n`` micro-batches: this rank's, then zero-weight padding (all-masked rows)
+        so every rank runs the same number of forwards and backwards (ZeRO-3, DDP)."""
         size = self.c.micro_batch_size
-        return [batch.slice(i, i + size) for i in range(0, len(batch), size)]
+        own = [] if batch is None else [batch.slice(i, i + size) for i in range(0, len(batch), size)]
+        return own + [padding_batch(self.tokenizer.pad_token_id) for _ in range(n - len(own))]
 
     @torch.no_grad()
-    def _fill_old_logprobs(self, batch: Batch) -> None:
-        old, ref = [], []
+    def _fill_old_logprobs(self, micro: list[Batch]) -> None:
         self.model.eval()
-        for mb in self._micro_batches(batch):
-            old.append(self._logprobs(self.model, mb)[0].cpu())
+        for mb in micro:
+            mb.old_logp = self._logprobs(self.model, mb)[0].cpu()
             if self.ref_model is not None:
-                ref.append(self._logprobs(self.ref_model, mb)[0].cpu())
+                mb.ref_logp = self._logprobs(self.ref_model, mb)[0].cpu()
         self.model.train()
-        batch.old_logp = torch.cat(old)
-        batch.ref_logp = torch.cat(ref) if ref else None
 
     def update(self, kept: list[Trajectory], adv: torch.Tensor) -> dict:
-        """mu optimizer steps on the batch; every step accumulates over all micro-batches."""
-        if not kept:
-            self.acc.wait_for_everyone()
+        """mu optimizer steps on the batch; every step accumulates over all micro-batches.
+
+        Ranks agree first on the number of micro-batches (the most any rank has): a rank
+        with fewer, or with nothing left after dropping degenerate groups, pads with
+        zero-weight micro-batches; only when no rank has anything is the update skipped.
+        """
+        batch = collate(kept, adv, self.tokenizer.pad_token_id) if kept else None
+        own = math.ceil(len(kept) / self.c.micro_batch_size)
+        n_micro = self.ranks.max_int(own)
+        if n_micro == 0:
             return {"actor/skipped_update": 1.0}
-        batch = collate(kept, adv, self.tokenizer.pad_token_id)
-        self._fill_old_logprobs(batch)
-        n_tokens = float(batch.loss_mask.sum().clamp(min=1.0))
-        normalizer = n_tokens if self.c.loss_agg == "token-mean" else float(len(batch))
+        micro = self._micro_batches(batch, n_micro)
+        self._fill_old_logprobs(micro)
+        n_tokens = float(batch.loss_mask.sum().clamp(min=1.0)) if batch is not None else 1.0
+        normalizer = n_tokens if self.c.loss_agg == "token-mean" else float(len(kept) or 1)
+        n_rows = max(len(kept), 1)
         stats: dict[str, float] = {}
-        micro = self._micro_batches(batch)
         for _ in range(self.c.updates_per_batch):
             for i, mb in enumerate(micro):
                 last = i == len(micro) - 1
@@ -262,7 +257,7 @@ class GRPOTrainer:
                     self.acc.backward(loss)
                 _add(stats, "actor/pg_loss", float(loss.detach()))
                 _add(stats, "actor/entropy", float(ent.detach()))
-                _add(stats, "actor/clip_frac", s["clip_frac"] * len(mb) / len(batch))
+                _add(stats, "actor/clip_frac", s["clip_frac"] * len(mb) / n_rows)
             grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), self.c.max_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
@@ -270,9 +265,10 @@ class GRPOTrainer:
             _add(stats, "actor/grad_norm", float(grad_norm) if grad_norm is not None else float("nan"))
         stats = {k: v / self.c.updates_per_batch for k, v in stats.items()}
         stats["actor/lr"] = self.scheduler.get_last_lr()[0]
-        stats["actor/trajectories"] = float(len(batch))
-        if self.c.rollout_backend == "vllm":
-            self.backend.load_weights(self.acc.unwrap_model(self.model).state_dict().items())
+        stats["actor/trajectories"] = float(len(kept))
+        stats["actor/micro_batches"] = float(n_micro)
+        if self.c.rollout_backend == "vllm":  # full tensors, gathered one by one under ZeRO-3
+            self.backend.load_weights(runtime.full_weights(self.acc, self.model))
         return stats
 
     @contextlib.contextmanager
@@ -290,36 +286,37 @@ class GRPOTrainer:
 
     # ---- run -------------------------------------------------------------------------------
     def state(self) -> dict:
+        """What the checkpoint's trainer_state.json holds (the optimizer, scheduler and
+        RNG states are in its accelerate ``state/``)."""
+        counter = self.judge_counter
+        mine = None if counter is None else {
+            "judged": counter.judged, "failed": counter.failed, "by_status": dict(counter.by_status)}
+        # per rank (in rank order): each rank judges its own episodes, and without ZeRO-3
+        # makes as many sampling calls as its own episodes need
         return {"data_epoch": self.data_epoch, "data_index": self.data_index,
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "judge_counter": vars(self.judge_counter) if self.judge_counter else None,
-                "sampling_calls": self.loop._calls}
+                "judge_counter": self.ranks.gather([mine]),
+                "sampling_calls": self.ranks.gather([self.loop._calls]), "config_hash": config_hash(self.c)}
 
     def save(self) -> None:
-        self.acc.wait_for_everyone()
-        if self.rank == 0:
-            model = self.acc.unwrap_model(self.model)
-            ckpt.save_checkpoint(self.out, self.step, model, self.tokenizer, self.state(),
-                                 keep=self.c.keep_checkpoints)
-        self.acc.wait_for_everyone()
+        runtime.save_checkpoint(self.acc, self.ranks, self.model, self.tokenizer, self.out, self.step,
+                                self.state(), keep=self.c.keep_checkpoints)
 
     def resume(self) -> None:
-        last = ckpt.latest_checkpoint(self.out)
+        last = runtime.latest_checkpoint(self.out)
         if last is None:
             self.log.print(f"resume: no complete checkpoint in {self.out}; starting at step 0")
             return
-        from safetensors.torch import load_file
-
-        weights = load_file(str(last / "model" / "model.safetensors"))
-        self.acc.unwrap_model(self.model).load_state_dict(weights, strict=False)
-        state = ckpt.load_state(last)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
+        state = runtime.load_checkpoint(self.acc, last)  # weights, optimizer, scheduler, RNG
         self.step, self.data_epoch, self.data_index = state["step"], state["data_epoch"], state["data_index"]
-        self.loop._calls = state["sampling_calls"]
-        if state["judge_counter"] and self.judge_counter is not None:
-            vars(self.judge_counter).update(state["judge_counter"])
+        calls = state["sampling_calls"]
+        if len(calls) != self.world:
+            raise ValueError(f"{last} was written by {len(calls)} processes; resume it with as many "
+                             f"(this run has {self.world})")
+        self.loop._calls = calls[self.rank]
+        counter = state["judge_counter"][self.rank]
+        if counter and self.judge_counter is not None:
+            self.judge_counter.judged, self.judge_counter.failed = counter["judged"], counter["failed"]
+            self.judge_counter.by_status = Counter(counter["by_status"])
         self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
         self._order = self._permutation(self.data_epoch)
         self.log.print(f"resume: continuing from {last.name} (step {self.step}, epoch {self.data_epoch}, "
@@ -337,7 +334,7 @@ class GRPOTrainer:
             metrics = self.train_step()
             self.step += 1
             metrics.update({"data/epoch": self.data_epoch, "data/index": self.data_index,
-                            "dist/world_size": self.world, "dist/zero_stage": self._zero_stage(),
+                            "dist/world_size": self.world, "dist/zero_stage": runtime.zero_stage(self.acc),
                             "config_hash": config_hash(c)})
             self.log.log(self.step, metrics)
             bar.update(1)
@@ -346,13 +343,7 @@ class GRPOTrainer:
                 self.save()
         bar.close()
         self.log.close()
-        return ckpt.checkpoint_dir(self.out, self.step)
-
-
-def _attempt_view(traj: Trajectory, n_context: int) -> Trajectory:
-    """A revised episode as the judge should see it: the question, then only the new attempt."""
-    head = [m for m in traj.messages[:2] if m.role in ("system", "user")]
-    return Trajectory(id=traj.id, task_id=traj.task_id, messages=head + traj.messages[n_context:])
+        return runtime.checkpoint_dir(self.out, self.step)
 
 
 def _mean(values) -> float:

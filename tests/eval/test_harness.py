@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -21,82 +20,27 @@ from eval.loaders import load_benchmark
 from reagent.cli import main as reagent_main
 from reagent.envs.qa import QAEnv
 from reagent.records import Judgment
-from tests.scripted import ScriptedBackend
+from tests.scripted import ScriptedBackend, ScriptedServer
 from tests.test_agent import solver
 
 
-class ScriptedServer:
-    """An OpenAI-compatible chat server on 127.0.0.1 whose reply is ``reply(body, n)``.
+def served(reply, delay_s: float = 0.0) -> ScriptedServer:
+    """The scripted server answering ``reply(body, n)``, where ``n`` counts earlier requests
+    with the same first user message (the question), so a reply can depend on which
+    attempt at a question this is."""
+    calls: Counter[str] = Counter()
+    lock = threading.Lock()
 
-    ``n`` counts earlier requests with the same first user message (the question), so a
-    reply can depend on which attempt at a question this is.
-    """
+    def answer(body):
+        question = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        with lock:
+            n = calls[question]
+            calls[question] += 1
+        return reply(body, n)
 
-    def __init__(self, reply, delay_s: float = 0.0):
-        self.reply, self.delay_s = reply, delay_s
-        self.calls: Counter[str] = Counter()
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send(
-                    {
-                        "object": "list",
-                        "data": [
-                            {"id": "scripted", "object": "model", "created": 0, "owned_by": "test"}
-                        ],
-                    }
-                )
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                question = next(m["content"] for m in body["messages"] if m["role"] == "user")
-                with server.lock:
-                    n = server.calls[question]
-                    server.calls[question] += 1
-                time.sleep(server.delay_s)
-                text = server.reply(body, n)
-                self._send(
-                    {
-                        "id": "c",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body["model"],
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": text},
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                    }
-                )
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
+    server = ScriptedServer(answer, delay_s=delay_s, model="scripted")
+    server.calls = calls  # requests per question, for the tests to read
+    return server
 
 def gsm8k_golds(limit):
     return {t.question: t.answer for t in load_benchmark("gsm8k", limit=limit)}
@@ -138,7 +82,7 @@ def test_eval_reports_exact_pass_at_k_against_a_scripted_server(tmp_path):
         "--max-turns",
         "2",
     ]
-    with ScriptedServer(reply) as server:
+    with served(reply) as server:
         assert reagent_main([*argv, "--base-url", server.url]) == 0
         calls = sum(server.calls.values())
         m = results(out)["benchmarks"]["gsm8k"]
@@ -176,7 +120,7 @@ def test_eval_resumes_after_sigkill(tmp_path):
         return f"\\boxed{{{int(golds[q]) + order.index(q) % 2}}}"
 
     out = tmp_path / "run"
-    with ScriptedServer(reply, delay_s=0.3) as server:
+    with served(reply, delay_s=0.3) as server:
         cmd = [
             sys.executable,
             "-m",
@@ -377,7 +321,7 @@ def test_free_form_benchmark_uses_the_llm_checker(tmp_path):
         )
 
     out = tmp_path / "ww"
-    with ScriptedServer(reply) as server:
+    with served(reply) as server:
         argv = [
             "eval",
             "--benchmark",

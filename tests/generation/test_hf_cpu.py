@@ -170,3 +170,20 @@ def test_loading_errors(tmp_path):
         from reagent.generation.hf import resolve_dtype
 
         resolve_dtype("float8", torch.device("cpu"))
+
+
+def test_row_limits_each_row_stops_at_its_own_limit(hf_backend, prompts):
+    """One call with per-row limits gives each row what it gets alone with its limit."""
+    backend = HFBackend(hf_backend.model, hf_backend.tokenizer, eos_token_ids=[])
+    limits = [3, 12, 1, 7, 12]
+    batched = backend.generate(prompts, SamplingParams(max_new_tokens=12, temperature=0.0,
+                                                       row_max_new_tokens=limits))
+    alone = [backend.generate([p], SamplingParams(max_new_tokens=m, temperature=0.0))[0]
+             for p, m in zip(prompts, limits)]
+    assert [len(g.token_ids) for g in batched] == limits
+    assert [g.token_ids for g in batched] == [g.token_ids for g in alone]
+    assert {g.finish_reason for g in batched} == {"length"}
+    zero = backend.generate(prompts[:2], SamplingParams(max_new_tokens=4, row_max_new_tokens=[0, 2]))
+    assert [len(g.token_ids) for g in zero] == [0, 2]
+    with pytest.raises(ValueError, match="one limit per prompt"):
+        backend.generate(prompts, SamplingParams(row_max_new_tokens=[1, 2]))

@@ -1,6 +1,6 @@
 """OpenAIChatBackend against a scripted OpenAI-compatible server on 127.0.0.1.
 
-The server is a ``ThreadingHTTPServer`` whose behaviour is chosen by the last user
+The server (:class:`tests.scripted.ScriptedServer`) answers by the last user
 message (``ok``, ``fail500:N`` = N failures then success, ``always500``, ``bad400``,
 ``rate429:N``, ``long``, ``tools``, ``stopped``); it records every request body and
 the largest number of requests it was serving at once.
@@ -9,99 +9,47 @@ the largest number of requests it was serving at once.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from reagent.generation.base import SamplingParams
 from reagent.generation.openai_backend import OpenAIChatBackend
 from reagent.toolcalls import parse_tool_calls
+from tests.scripted import ScriptedServer
 
 
-class ScriptedServer:
+class CommandServer(ScriptedServer):
+    """The scripted server, its reply chosen by the last user message; ``hits`` counts
+    the requests of each command."""
+
     def __init__(self, delay_s: float = 0.0):
-        self.delay_s = delay_s
-        self.bodies: list[dict] = []
         self.hits: Counter = Counter()
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,),
-                                       daemon=True)
+        super().__init__(self.respond, delay_s=delay_s)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    time.sleep(server.delay_s)
-                    status, payload = server.respond(body)
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
-
-    def respond(self, body: dict) -> tuple[int, dict]:
+    def respond(self, body: dict):
         command = body["messages"][-1]["content"]
         with self.lock:
-            self.bodies.append(body)
             self.hits[command] += 1
             n = self.hits[command]
         name, _, arg = command.partition(":")
         if name == "fail500" and n <= int(arg):
-            return 500, {"error": {"message": "scripted failure"}}
+            return 500, "scripted failure"
         if name == "rate429" and n <= int(arg):
-            return 429, {"error": {"message": "slow down"}}
+            return 429, "slow down"
         if name == "always500":
-            return 500, {"error": {"message": "always failing"}}
+            return 500, "always failing"
         if name == "bad400":
-            return 400, {"error": {"message": "bad request"}}
-        message: dict = {"role": "assistant", "content": f"echo {command}"}
-        choice: dict = {"index": 0, "finish_reason": "stop", "message": message}
+            return 400, "bad request"
         if name == "long":
-            choice["finish_reason"] = "length"
+            return {"content": f"echo {command}", "finish_reason": "length"}
         if name == "tools":
-            message["content"] = None
-            message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {
-                "name": "lookup", "arguments": json.dumps({"account": "alpha"})}}]
-            choice["finish_reason"] = "tool_calls"
+            return {"content": None, "finish_reason": "tool_calls", "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {
+                    "name": "lookup", "arguments": json.dumps({"account": "alpha"})}}]}
         if name == "stopped":
-            message["content"] = "the answer is 4"
-            choice["stop_reason"] = "</answer>"
-        return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                     "choices": [choice]}
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+            return {"content": "the answer is 4", "stop_reason": "</answer>"}
+        return f"echo {command}"
 
 
 def conv(command: str) -> list[dict]:
@@ -114,7 +62,7 @@ def backend(server: ScriptedServer, **kwargs) -> OpenAIChatBackend:
 
 
 def test_concurrency_never_exceeds_the_bound():
-    with ScriptedServer(delay_s=0.05) as server:
+    with CommandServer(delay_s=0.05) as server:
         b = backend(server, concurrency=3)
         outs = b.chat([conv(f"ok{i}") for i in range(12)], SamplingParams())
         b.close()
@@ -123,7 +71,7 @@ def test_concurrency_never_exceeds_the_bound():
 
 
 def test_retries_on_500_and_429_then_succeed():
-    with ScriptedServer() as server:
+    with CommandServer() as server:
         b = backend(server, max_retries=3)
         outs = b.chat([conv("fail500:2"), conv("rate429:1")], SamplingParams())
     assert [(g.text, g.finish_reason, g.error) for g in outs] == [
@@ -132,7 +80,7 @@ def test_retries_on_500_and_429_then_succeed():
 
 
 def test_failure_after_retries_is_an_error_generation_not_an_exception():
-    with ScriptedServer() as server:
+    with CommandServer() as server:
         b = backend(server, max_retries=2)
         outs = b.chat([conv("always500"), conv("ok"), conv("bad400")], SamplingParams())
     failed, ok, bad = outs
@@ -145,7 +93,7 @@ def test_failure_after_retries_is_an_error_generation_not_an_exception():
 
 
 def test_unreachable_server_gives_error():
-    with ScriptedServer() as server:
+    with CommandServer() as server:
         url = server.base_url
     b = OpenAIChatBackend(url, "tiny", api_key_env=None, timeout=2, max_retries=1,
                           backoff_s=0.001)
@@ -158,10 +106,10 @@ def test_sampling_params_and_tools_are_sent():
         "type": "object", "properties": {"account": {"type": "string"}}}}}]
     params = SamplingParams(max_new_tokens=17, temperature=0.4, top_p=0.9, top_k=20,
                             stop=["</answer>"], seed=11)
-    with ScriptedServer() as server:
+    with CommandServer() as server:
         backend(server).chat([conv("ok")], params, tools=tools)
         backend(server).chat([conv("ok2")], SamplingParams())
-    sent, plain = server.bodies
+    sent, plain = server.requests
     assert sent["model"] == "tiny"
     assert (sent["temperature"], sent["top_p"], sent["max_tokens"]) == (0.4, 0.9, 17)
     assert (sent["stop"], sent["seed"], sent["top_k"]) == (["</answer>"], 11, 20)
@@ -170,7 +118,7 @@ def test_sampling_params_and_tools_are_sent():
 
 
 def test_length_tool_calls_and_stop_strings_in_the_output():
-    with ScriptedServer() as server:
+    with CommandServer() as server:
         outs = backend(server).chat([conv("long"), conv("tools"), conv("stopped")],
                                     SamplingParams(stop=["</answer>"]))
     long, tools, stopped = outs

@@ -1,9 +1,6 @@
 """LLMAnswerChecker against a scripted OpenAI-compatible server on 127.0.0.1."""
 
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import itertools
 
 import pytest
 
@@ -14,66 +11,18 @@ from reagent.rewards.llm_judge import (
     build_prompt,
     parse_verdict,
 )
+from tests.scripted import ScriptedServer
 
 
-class ScriptedServer:
-    """/v1/chat/completions answered by ``reply(n, body) -> (status, content)``; n counts calls."""
+def served(reply, delay_s: float = 0.0) -> ScriptedServer:
+    """The scripted server answering ``reply(n, body) -> (status, content)``; n counts calls."""
+    calls = itertools.count(1)
 
-    def __init__(self, reply, delay_s: float = 0.0):
-        self.reply = reply
-        self.delay_s = delay_s
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.max_in_flight = 0
-        server = self
+    def answer(body):
+        status, content = reply(next(calls), body)
+        return content if status == 200 else (status, content)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append(body)
-                    server.headers.append(dict(self.headers))
-                    n = len(server.requests)
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    time.sleep(server.delay_s)
-                    if self.path != "/v1/chat/completions":
-                        status, content = 404, "not found"
-                    else:
-                        status, content = server.reply(n, body)
-                    if status == 200:
-                        payload = {
-                            "choices": [{"message": {"role": "assistant", "content": content}}]
-                        }
-                        data = json.dumps(payload).encode()
-                    else:
-                        data = json.dumps({"error": content}).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return ScriptedServer(answer, delay_s=delay_s)
 
 
 def _checker(url, **kw):
@@ -106,7 +55,7 @@ def test_correct_and_incorrect_verdicts():
         ok = "Predicted answer:\nParis" in prompt
         return 200, "Reasoning.\nVerdict: " + ("CORRECT" if ok else "INCORRECT")
 
-    with ScriptedServer(reply) as srv, _checker(srv.base_url) as checker:
+    with served(reply) as srv, _checker(srv.base_url) as checker:
         good = checker.check("Capital of France?", "Paris", "Paris")
         bad = checker.check("Capital of France?", "Lyon", "Paris")
     assert (good.verdict, good.score, good.attempts) == ("correct", 1.0, 1)
@@ -120,7 +69,7 @@ def test_retries_after_server_errors():
     def reply(n, body):
         return (500, "overloaded") if n <= 2 else (200, "Verdict: CORRECT")
 
-    with ScriptedServer(reply) as srv, _checker(srv.base_url, max_retries=3) as checker:
+    with served(reply) as srv, _checker(srv.base_url, max_retries=3) as checker:
         result = checker.check("q", "a", "a")
     assert (result.verdict, result.score, result.attempts) == ("correct", 1.0, 3)
     assert len(srv.requests) == 3
@@ -128,7 +77,7 @@ def test_retries_after_server_errors():
 
 def test_always_failing_server_gives_could_not_judge_not_zero():
     with (
-        ScriptedServer(lambda n, b: (503, "down")) as srv,
+        served(lambda n, b: (503, "down")) as srv,
         _checker(srv.base_url, max_retries=2) as c,
     ):
         result = c.check("q", "a", "a")
@@ -139,14 +88,14 @@ def test_always_failing_server_gives_could_not_judge_not_zero():
 
 
 def test_client_errors_are_not_retried():
-    with ScriptedServer(lambda n, b: (400, "bad model")) as srv, _checker(srv.base_url) as c:
+    with served(lambda n, b: (400, "bad model")) as srv, _checker(srv.base_url) as c:
         result = c.check("q", "a", "a")
     assert (result.verdict, result.score, result.attempts) == ("could_not_judge", None, 1)
 
 
 def test_reply_without_verdict_is_could_not_judge():
     with (
-        ScriptedServer(lambda n, b: (200, "Looks fine to me.")) as srv,
+        served(lambda n, b: (200, "Looks fine to me.")) as srv,
         _checker(srv.base_url) as c,
     ):
         result = c.check("q", "a", "a")
@@ -155,7 +104,7 @@ def test_reply_without_verdict_is_could_not_judge():
 
 
 def test_unreachable_server_is_could_not_judge():
-    with ScriptedServer(lambda n, b: (200, "")) as srv:
+    with served(lambda n, b: (200, "")) as srv:
         url = srv.base_url
     # The server is closed now: connections are refused.
     with _checker(url, max_retries=1, timeout=2.0) as c:
@@ -164,7 +113,7 @@ def test_unreachable_server_is_could_not_judge():
 
 
 def test_empty_prediction_is_incorrect_without_a_call():
-    with ScriptedServer(lambda n, b: (200, "Verdict: CORRECT")) as srv, _checker(srv.base_url) as c:
+    with served(lambda n, b: (200, "Verdict: CORRECT")) as srv, _checker(srv.base_url) as c:
         result = c.check("q", "  ", "a")
     assert (result.verdict, result.score) == ("incorrect", 0.0)
     assert srv.requests == []
@@ -176,7 +125,7 @@ def test_batch_keeps_order_and_bounds_concurrency():
         return 200, "Verdict: " + ("CORRECT" if ok else "INCORRECT")
 
     preds = ["right", "wrong", "right", "wrong", "right", "right", "wrong", "right"]
-    with ScriptedServer(reply, delay_s=0.05) as srv, _checker(srv.base_url, concurrency=3) as c:
+    with served(reply, delay_s=0.05) as srv, _checker(srv.base_url, concurrency=3) as c:
         results = c.check_batch(["q"] * len(preds), preds, ["right"] * len(preds))
         scores = c.scores(["q"], ["wrong"], ["right"])
     assert [r.score for r in results] == [1.0 if p == "right" else 0.0 for p in preds]
@@ -192,7 +141,7 @@ def test_api_key_from_environment(monkeypatch):
         LLMAnswerChecker("http://127.0.0.1:1/v1", "m", api_key_env="REAGENT_TEST_JUDGE_KEY")
     monkeypatch.setenv("REAGENT_TEST_JUDGE_KEY", "sk-test")
     with (
-        ScriptedServer(lambda n, b: (200, "Verdict: CORRECT")) as srv,
+        served(lambda n, b: (200, "Verdict: CORRECT")) as srv,
         _checker(srv.base_url, api_key_env="REAGENT_TEST_JUDGE_KEY") as c,
     ):
         c.check("q", "a", "a")

@@ -73,6 +73,33 @@ def test_concurrent_openai_clients_are_batched(server):
     assert health["max_batch"] > 1, health  # concurrent requests shared a batch
 
 
+def test_requests_differing_in_max_tokens_share_a_batch_with_their_own_limits(server):
+    import httpx
+
+    client = openai.OpenAI(base_url=server.url, api_key="EMPTY", max_retries=0)
+    limits = [3, 5, 8, 12]
+    results = [None] * len(limits)
+    before = httpx.get(server.url.removesuffix("/v1") + "/health").json()
+
+    def ask(i, out):
+        out[i] = client.chat.completions.create(
+            model="tiny-judge", messages=[{"role": "user", "content": f"Balance of {'ABCD'[i]}?"}],
+            max_tokens=limits[i], temperature=0)
+
+    threads = [threading.Thread(target=ask, args=(i, results)) for i in range(len(limits))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    after = httpx.get(server.url.removesuffix("/v1") + "/health").json()
+    assert after["batches"] - before["batches"] < len(limits)  # some of them were batched together
+    for i, r in enumerate(results):
+        assert r.usage.completion_tokens <= limits[i]
+        alone = [None] * len(limits)
+        ask(i, alone)
+        assert alone[i].choices[0].message.content == r.choices[0].message.content
+
+
 def test_stream_and_n(server):
     client = openai.OpenAI(base_url=server.url, api_key="EMPTY", max_retries=0)
     r = client.chat.completions.create(model="tiny-judge", n=3, temperature=1.0, seed=1,

@@ -1,23 +1,16 @@
 """Judge SFT on a rule-annotated toy set: loss only on the verdict, and training helps."""
 
 import json
-import shutil
 
 import pytest
 import torch
 
 from reagent.jsonl import write_records
 from rrm.prompt import format_judgment
-from rrm.sft import (
-    TrainRRMConfig,
-    batch_loss,
-    collate,
-    encode_examples,
-    latest_checkpoint,
-    masked_lm_loss,
-    split_by_question,
-    train,
-)
+from reagent.train.data import masked_lm_loss, pad_collate, split_by_group
+from reagent.train.runtime import latest_checkpoint
+from rrm.sft import TrainRRMConfig, batch_loss, encode_examples, train
+from tests.train.resume_check import check_mid_epoch_resume
 
 from .conftest import toy_judge_examples
 
@@ -41,7 +34,7 @@ def test_masked_loss_hand_checked():
     labels = torch.tensor([[-100, 1, 1, -100]])
     loss, n = masked_lm_loss(logits, labels)
     assert n == 2 and loss.item() == pytest.approx(torch.log(torch.tensor(4.0)).item())
-    batch = collate(0)([([5, 6, 7], [0, 1, 1]), ([5], [0])])
+    batch = pad_collate(0)([([5, 6, 7], [0, 1, 1]), ([5], [0])])
     assert batch["labels"].tolist() == [[-100, 6, 7], [-100, -100, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
@@ -52,7 +45,7 @@ def test_batch_loss_on_kept_logits_equals_full_loss(judge_model_dir):
     tok = AutoTokenizer.from_pretrained(judge_model_dir)
     model = AutoModelForCausalLM.from_pretrained(judge_model_dir)
     encoded, _ = encode_examples(tok, toy_judge_examples(2), 4096, 24000)
-    batch = collate(tok.pad_token_id)(encoded)
+    batch = pad_collate(tok.pad_token_id)(encoded)
     full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     expected, n = masked_lm_loss(full, batch["labels"])
     got, m = batch_loss(model, batch)
@@ -61,7 +54,7 @@ def test_batch_loss_on_kept_logits_equals_full_loss(judge_model_dir):
 
 def test_split_keeps_questions_apart():
     exs = toy_judge_examples(10)
-    train_ex, val_ex = split_by_question(exs, 0.2, seed=0)
+    train_ex, val_ex = split_by_group(exs, lambda e: e.question, 0.2, seed=0)
     assert {e.question for e in train_ex}.isdisjoint({e.question for e in val_ex})
     assert len(val_ex) == 4 and len(train_ex) == 16  # 2 of 10 questions, two examples each
 
@@ -104,7 +97,7 @@ def test_sft_lowers_val_loss_and_raises_format_validity(judge_model_dir, tmp_pat
     unchanged = [n for n, p in base.named_parameters() if torch.equal(p, tuned[n])]
     assert not unchanged, unchanged
     ckpt = latest_checkpoint(out)
-    assert ckpt is not None and (ckpt / "complete").exists() and (ckpt / "model").is_dir()
+    assert ckpt is not None and (ckpt / "COMPLETE").exists() and (ckpt / "model").is_dir()
     assert len(list((out / "checkpoints").iterdir())) == 1  # keep_checkpoints=1
 
 
@@ -117,28 +110,7 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_run(judge_model_dir, tmp_
               "val_fraction": 0.25, "epochs": 2, "lr": 1e-3, "batch_size": 4, "grad_accum": 2,
               "save_every": 1, "keep_checkpoints": 100, "eval_before": False,
               "eval_max_examples": 2, "eval_max_new_tokens": 4, "log_every": 1}
-    train(TrainRRMConfig(**kwargs))
-    reference = _weights(out / "final")
-    logged = (out / "metrics.jsonl").read_text()
-    # Pretend the run was killed after its first optimizer step (mid-epoch: 3 batches of
-    # 4 per epoch, 2 per step) and left a half-written checkpoint behind.
-    ckpts = sorted((out / "checkpoints").iterdir())
-    first = json.loads((ckpts[0] / "trainer_state.json").read_text())
-    assert (first["step"], first["epoch"], first["batches_in_epoch"]) == (1, 0, 2)
-    for c in ckpts[1:]:
-        shutil.rmtree(c)
-    shutil.rmtree(out / "final")
-    (out / "checkpoints" / "step-0000002.tmp").mkdir()
-    train(TrainRRMConfig(**kwargs, resume=True))
-    resumed = _weights(out / "final")
-    for n, p in reference.items():
-        assert torch.allclose(p, resumed[n], atol=1e-6), n
-    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [json.loads(line)["step"] for line in logged.splitlines()]
+    # killed after its first optimizer step: mid-epoch (3 batches of 4 per epoch, 2 per step)
+    check_mid_epoch_resume(lambda resume: train(TrainRRMConfig(**kwargs, resume=resume)), out,
+                           batches_at_step_1=2)
 
-
-def _weights(path):
-    from transformers import AutoModelForCausalLM
-
-    return {n: p.detach().clone()
-            for n, p in AutoModelForCausalLM.from_pretrained(path).named_parameters()}

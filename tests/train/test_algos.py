@@ -94,3 +94,24 @@ def test_token_logprobs_alignment():
     # position 1 is predicted from position 0: p(1) = 0.5; position 2 from position 1: p(1) = 0.1
     assert torch.allclose(logp, torch.log(torch.tensor([[1.0, 0.5, 0.1]])), atol=1e-6)
     assert math.isclose(float(ent[0, 1]), math.log(2), rel_tol=1e-5)
+
+
+def test_token_logprobs_use_the_sampling_temperature():
+    # logits (2, 0) at T=2 become (1, 0): p(0) = e/(e+1) = 0.7311, the distribution sampled from
+    logits = torch.tensor([[[2.0, 0.0], [2.0, 0.0]]])
+    ids = torch.tensor([[0, 0]])
+    logp, _ = token_logprobs(logits, ids, temperature=2.0)
+    assert math.isclose(float(logp[0, 1]), math.log(math.e / (math.e + 1)), rel_tol=1e-6)
+    logp1, _ = token_logprobs(logits, ids)  # T=1: e^2/(e^2+1) = 0.8808
+    assert math.isclose(float(logp1[0, 1]), math.log(math.e ** 2 / (math.e ** 2 + 1)), rel_tol=1e-6)
+    with pytest.raises(ValueError, match="temperature"):
+        token_logprobs(logits, ids, temperature=0.0)
+
+
+def test_entropy_has_no_graph_when_it_is_not_in_the_loss():
+    logits = torch.randn(2, 5, 7, requires_grad=True)
+    ids = torch.randint(0, 7, (2, 5))
+    logp, ent = token_logprobs(logits, ids, entropy_grad=False)
+    assert logp.requires_grad and not ent.requires_grad
+    _, ent_grad = token_logprobs(logits, ids)
+    assert ent_grad.requires_grad

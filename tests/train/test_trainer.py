@@ -217,6 +217,10 @@ def test_kill_and_resume_continues_exactly(tmp_path, tiny_model_dir):
     wa = load_file(str(tmp_path / "a" / "checkpoints" / "step-000005" / "model" / "model.safetensors"))
     wb = load_file(str(tmp_path / "b" / "checkpoints" / "step-000005" / "model" / "model.safetensors"))
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
-    sa = torch.load(tmp_path / "a" / "checkpoints" / "step-000005" / "state.pt", weights_only=False)
-    sb = torch.load(tmp_path / "b" / "checkpoints" / "step-000005" / "state.pt", weights_only=False)
-    assert sa["optimizer"]["state"][0]["step"] == sb["optimizer"]["state"][0]["step"] == 5
+    sa = json.loads((tmp_path / "a" / "checkpoints" / "step-000005" / "trainer_state.json").read_text())
+    sb = json.loads((tmp_path / "b" / "checkpoints" / "step-000005" / "trainer_state.json").read_text())
+    same = ("step", "data_epoch", "data_index", "sampling_calls")
+    assert [sa[k] for k in same] == [sb[k] for k in same] and sa["step"] == 5  # data position, sampling
+    oa = torch.load(tmp_path / "a" / "checkpoints" / "step-000005" / "state" / "optimizer.bin", weights_only=False)
+    ob = torch.load(tmp_path / "b" / "checkpoints" / "step-000005" / "state" / "optimizer.bin", weights_only=False)
+    assert oa["state"][0]["step"] == ob["state"][0]["step"] == 5
