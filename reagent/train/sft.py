@@ -24,7 +24,7 @@ import torch
 from reagent.config import cfg, config_hash, save_config
 from reagent.jsonl import load_records
 from reagent.records import Trajectory
-from reagent.tokenization import tokenize_trajectory
+from reagent.tokenization import pad_token_id, tokenize_trajectory
 from reagent.metrics_log import MetricsLogger
 from reagent.train import checkpoint as ckpt
 from rrm.sft import LengthGroupedBatches, collate, masked_lm_loss
@@ -152,7 +152,7 @@ def train(c: SFTConfig) -> dict:
     warmup = math.ceil(c.warmup_ratio * c.max_steps)
     scheduler = (get_cosine_schedule_with_warmup(optimizer, warmup, c.max_steps) if c.schedule == "cosine"
                  else get_constant_schedule_with_warmup(optimizer, warmup))
-    val_loader = [{k: v.to(acc.device) for k, v in collate(tokenizer.pad_token_id)(val_set[i:i + c.batch_size]).items()}
+    val_loader = [{k: v.to(acc.device) for k, v in collate(pad_token_id(tokenizer))(val_set[i:i + c.batch_size]).items()}
                   for i in range(0, len(val_set), c.batch_size)]
     step, epoch = 0, 0
     log = MetricsLogger(out, is_main=acc.is_main_process)
@@ -174,7 +174,7 @@ def train(c: SFTConfig) -> dict:
     last: dict = {}
     model.train()
     while step < c.max_steps:
-        for batch in _batches(train_set, c, epoch, tokenizer.pad_token_id):
+        for batch in _batches(train_set, c, epoch, pad_token_id(tokenizer)):
             with acc.accumulate(model):
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
                 loss, n_tokens = _loss(acc, model, batch)

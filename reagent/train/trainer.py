@@ -44,6 +44,7 @@ from reagent.records import Trajectory
 from reagent.train import checkpoint as ckpt
 from reagent.train.algos import clipped_policy_loss, kl_k3, token_logprobs, token_mean
 from reagent.train.batch import Batch, assign_rewards, collate, select_and_advantage
+from reagent.tokenization import pad_token_id
 from reagent.train.config import TrainConfig
 from reagent.train.setup import build_env_and_tasks, build_judge, build_models
 from rrm.metrics import pearson
@@ -220,7 +221,7 @@ class GRPOTrainer:
         if not kept:
             self.acc.wait_for_everyone()
             return {"actor/skipped_update": 1.0}
-        batch = collate(kept, adv, self.tokenizer.pad_token_id)
+        batch = collate(kept, adv, pad_token_id(self.tokenizer))
         self._fill_old_logprobs(batch)
         n_tokens = float(batch.loss_mask.sum().clamp(min=1.0))
         normalizer = n_tokens if self.c.loss_agg == "token-mean" else float(len(batch))
