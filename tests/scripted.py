@@ -40,3 +40,12 @@ class ScriptedBackend(TokenBackend):
             ids_out = reply_ids + [self.tokenizer.convert_tokens_to_ids(self.end_token)]
             out.append(Generation(text=reply, token_ids=ids_out, finish_reason="stop"))
         return out
+
+
+def split_reasoning(text: str, field: str = "reasoning_content") -> dict:
+    """A reply as a reasoning server sends it: the ``<think>`` block's inside in ``field``
+    (``reasoning_content`` for vLLM/SGLang, ``reasoning`` for others), the rest in ``content``."""
+    head, sep, tail = text.partition("</think>")
+    if not sep:
+        return {"content": text}
+    return {field: head.split("<think>", 1)[-1], "content": tail}

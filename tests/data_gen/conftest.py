@@ -22,8 +22,9 @@ from reagent.envs.toy_demos import demonstrations
 from reagent.jsonl import write_records
 from reagent.records import Trajectory
 
-# request body -> reply text, or (HTTP status, error message) to fail the request
-Reply = Callable[[dict], "str | tuple[int, str]"]
+# request body -> reply text (or the message's fields as a dict), or (HTTP status, error
+# message) to fail the request
+Reply = Callable[[dict], "str | dict | tuple[int, str]"]
 
 
 class ScriptedServer:
@@ -77,7 +78,9 @@ class ScriptedServer:
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                     "model": body.get("model") or server.model,
                     "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": out}}],
+                                 # a dict reply is the message itself (e.g. reasoning_content)
+                                 "message": {"role": "assistant",
+                                             **(out if isinstance(out, dict) else {"content": out})}}],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
