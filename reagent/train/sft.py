@@ -50,6 +50,10 @@ class SFTConfig:
     save_every: int = cfg(0, help="checkpoint every N steps (0: only at the end)")
     keep_checkpoints: int = cfg(1, help="complete checkpoints kept")
     seed: int = cfg(0, help="seed of the split, batches and initialisation")
+    chat_template_kwargs: dict = cfg({}, help="passed to the chat template, as in `reagent train` "
+                                     '(e.g. {"enable_thinking": false} for Qwen3)')
+    tool_format: str = cfg("auto", help="how demonstrations write tool calls: auto (from the "
+                           "chat template) | hermes | llama3_json")
     resume: bool = cfg(False, help="continue from the last complete checkpoint in out")
 
     def __post_init__(self):
@@ -67,10 +71,12 @@ def split_by_task(trajs: list[Trajectory], fraction: float, seed: int) -> tuple[
     return [t for t in trajs if t.task_id not in val], [t for t in trajs if t.task_id in val]
 
 
-def encode(tokenizer, trajs: list[Trajectory], max_len: int) -> tuple[list[tuple[list, list]], int]:
+def encode(tokenizer, trajs: list[Trajectory], max_len: int, template_kwargs: dict | None = None,
+           tool_format: str | None = None) -> tuple[list[tuple[list, list]], int]:
     out, dropped = [], 0
     for t in trajs:
-        ids, mask = tokenize_trajectory(tokenizer, t.messages)
+        ids, mask = tokenize_trajectory(tokenizer, t.messages, template_kwargs=template_kwargs,
+                                        tool_format=tool_format)
         if len(ids) > max_len or not any(mask):
             dropped += 1
             continue
@@ -142,8 +148,8 @@ def train(c: SFTConfig) -> dict:
         trajs = [t for t in trajs if (t.outcome or 0.0) >= 1.0]
     train_tr, val_tr = split_by_task(trajs, c.val_fraction, c.seed)
     tokenizer = AutoTokenizer.from_pretrained(c.model)
-    train_set, dropped = encode(tokenizer, train_tr, c.max_seq_len)
-    val_set, _ = encode(tokenizer, val_tr, c.max_seq_len)
+    train_set, dropped = encode(tokenizer, train_tr, c.max_seq_len, c.chat_template_kwargs, c.tool_format)
+    val_set, _ = encode(tokenizer, val_tr, c.max_seq_len, c.chat_template_kwargs, c.tool_format)
     if not train_set:
         raise ValueError(f"{c.data}: no trajectory fits max_seq_len={c.max_seq_len} with a policy token")
     model = AutoModelForCausalLM.from_pretrained(c.model, dtype=torch.float32)

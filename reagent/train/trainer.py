@@ -71,7 +71,8 @@ class GRPOTrainer:
         self.loop = AgentLoop(self.backend, self.env, AgentConfig(
             max_turns=config.max_turns, max_tokens=config.max_tokens, max_new_tokens=config.max_new_tokens,
             temperature=config.temperature, top_p=config.top_p,
-            seed=config.seed * 7919 + self.rank), policy_name=config.model)
+            seed=config.seed * 7919 + self.rank, chat_template_kwargs=config.chat_template_kwargs,
+            tool_format=config.tool_format), policy_name=config.model)
         self.judge, self.judge_counter = build_judge(config)
         self.step, self.data_epoch, self.data_index = 0, 0, 0
         self._order = self._permutation(0)
