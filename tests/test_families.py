@@ -145,3 +145,26 @@ def test_unknown_family_names_the_valid_ones():
     with pytest.raises(ValueError, match="qwen2.5, qwen3, llama3.1"):
         get_family("qwen4")
     assert set(FAMILIES) == {"qwen2.5", "qwen3", "llama3.1"}
+
+
+def test_sft_demos_tokenise_for_llama_with_one_call_per_turn(family_model_dir):
+    from reagent.envs.toy import ToyEnv
+    from reagent.envs.toy_demos import demonstrations
+    from reagent.tokenization import tokenize_trajectory
+
+    tok = _tok(family_model_dir, "llama3.1")
+    env = ToyEnv(seed=0)
+    tasks = env.tasks("train", 6)
+    demos = demonstrations(env, tasks, flaw_rate=0.0, one_call_per_turn=True)
+    assert all(len(m.tool_calls or []) <= 1 for d in demos for m in d.messages)
+    for demo in demos:
+        ids, mask = tokenize_trajectory(tok, demo.messages)
+        policy = tok.decode([i for i, m in zip(ids, mask) if m])
+        calls = [m for m in demo.messages if m.tool_calls]
+        assert policy.count('{"name": "') == len(calls) and '"parameters": {' in policy
+        assert policy.count("<|eot_id|>") == sum(m.role == "assistant" for m in demo.messages)
+        assert "ipython" not in policy and "<|start_header_id|>" not in policy
+    multi = demonstrations(env, tasks, flaw_rate=0.0)
+    with pytest.raises(ValueError, match="one tool call per turn"):
+        for demo in multi:
+            tokenize_trajectory(tok, demo.messages)
