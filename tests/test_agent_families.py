@@ -21,12 +21,15 @@ from reagent.tokenization import pad_token_id, tokenize_trajectory
 from reagent.train.batch import collate
 from tests.scripted import ScriptedBackend
 
-CASES = {  # id -> (family, chat_template_kwargs, thinks)
+CASES = {  # id -> (family, chat_template_kwargs, thinks: False | True | "open")
     "qwen2.5": ("qwen2.5", {}, False),
     "qwen3-thinking": ("qwen3", {}, True),
     "qwen3-no-thinking": ("qwen3", {"enable_thinking": False}, False),
+    # QwQ-style: the generation prompt opens "<think>\n", the model writes from inside it
+    "qwq-style": ("qwen3", {}, "open"),
     "llama3.1": ("llama3.1", {}, False),
 }
+QWEN3_GEN_PROMPT = "{{- '<|im_start|>assistant\\n' }}\n    {%- if enable_thinking"
 LLAMA = {"turn_marker": "<|start_header_id|>assistant<|end_header_id|>", "end_token": "<|eot_id|>"}
 
 
@@ -49,6 +52,8 @@ def solver(family: str, thinks: bool):
         names = re.findall(r'"([A-Z])"', text.split(user_header)[1].split(end)[0])
         results = re.findall(pattern, text)
         think = f"<think>\nturn {turn}: {len(results)} results so far.\n</think>\n\n" if thinks else ""
+        if thinks == "open":
+            think = think.removeprefix("<think>\n")
         calls = [call("lookup", account=n) for n in names]
         lookup_turns = len(names) if llama else 1
         if turn < lookup_turns:
@@ -69,6 +74,10 @@ def test_multi_turn_rollout_trains_exactly_the_generated_tokens(family_model_dir
     family, kwargs, thinks = CASES[case]
     model_dir = family_model_dir(family)
     tok = AutoTokenizer.from_pretrained(model_dir)
+    if thinks == "open":
+        assert QWEN3_GEN_PROMPT in tok.chat_template
+        tok.chat_template = tok.chat_template.replace(
+            QWEN3_GEN_PROMPT, QWEN3_GEN_PROMPT.replace("assistant\\n", "assistant\\n<think>\\n"))
     env = make_env("toy", seed=3)
     backend = ScriptedBackend(tok, solver(family, thinks), **(LLAMA if family == "llama3.1" else {}))
     generated: list[list[int]] = []
@@ -107,8 +116,11 @@ def test_multi_turn_rollout_trains_exactly_the_generated_tokens(family_model_dir
         assert "assistant" not in policy and policy.count(eot) == len(runs)
         results = [m.content for m in traj.messages if m.role == "tool"]
         assert results and all(r in prompt for r in results)
-        if thinks:  # every turn's thinking stays in context as generated
+        if thinks is True:  # every turn's thinking stays in context as generated
             assert policy.count("<think>") == len(runs) and "<think>" not in prompt
+        if thinks == "open":  # the prompt opens each block, the policy closes it
+            assert prompt.count("<think>\n") == len(runs) and "<think>" not in policy
+            assert policy.count("</think>") == len(runs)
         if kwargs.get("enable_thinking") is False:
             assert prompt.count("<think>\n\n</think>\n\n") == len(runs)
         # SFT data: re-tokenising the messages gives the loop's ids and mask
