@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from reagent.envs.base import Environment, initial_messages
 from reagent.generation.base import ChatBackend, Generation, SamplingParams, TokenBackend
 from reagent.records import Message, Task, ToolCall, Trajectory
-from reagent.tokenization import encode_continuation, encode_prompt, to_template_messages
+from reagent.tokenization import (encode_continuation, encode_prompt, resolve_template_kwargs,
+                                  to_template_messages)
 from reagent.toolcalls import TOOL_FORMATS, assistant_text, split_assistant_text, tool_format_for
 from reagent.tools.base import Tool, run_tool_call, tool_schema
 
@@ -108,7 +109,10 @@ class AgentLoop:
         if backend.supports_tokens and self.tokenizer is None:
             raise ValueError("a token backend needs a tokenizer for the chat template")
         self.tool_format = tool_format_for(self.tokenizer, config.tool_format)
-        self.template_kwargs = dict(config.chat_template_kwargs)
+        # resolved once: a template variable that would change by itself (Llama 3.2's date)
+        # is pinned for the whole run and recorded on every trajectory
+        self.template_kwargs = (resolve_template_kwargs(self.tokenizer, config.chat_template_kwargs)
+                                if self.tokenizer is not None else dict(config.chat_template_kwargs))
         self._calls = 0  # advances the seed so every backend call samples differently
 
     def run(self, specs: list[EpisodeSpec]) -> list[Trajectory]:
@@ -205,6 +209,8 @@ class AgentLoop:
             traj.token_ids, traj.loss_mask = ep.ids, ep.mask
             traj.extra["prompt_length"] = ep.prompt_len
         traj.extra["turns"] = ep.turns
+        if self.template_kwargs:
+            traj.extra["chat_template_kwargs"] = dict(self.template_kwargs)
         if ep.error:
             traj.extra["error"] = ep.error
         return traj

@@ -168,3 +168,32 @@ def test_sft_demos_tokenise_for_llama_with_one_call_per_turn(family_model_dir):
     with pytest.raises(ValueError, match="one tool call per turn"):
         for demo in multi:
             tokenize_trajectory(tok, demo.messages)
+
+
+def test_a_template_that_reads_the_clock_is_pinned_and_recorded(family_model_dir):
+    """Llama 3.2/3.3 templates write strftime_now("%d %b %Y") unless date_string is given."""
+    from reagent.agent import AgentConfig, AgentLoop, specs_for
+    from reagent.envs import make_env
+    from reagent.tokenization import PINNED_DATE_STRING, encode_prompt
+    from tests.scripted import ScriptedBackend
+
+    tok = _tok(family_model_dir, "llama3.1")
+    published = '{%- if not date_string is defined %}\n    {%- set date_string = "26 Jul 2024" %}'
+    assert published in tok.chat_template
+    tok.chat_template = tok.chat_template.replace(published, (
+        '{%- if not date_string is defined %}\n    {%- if strftime_now is defined %}\n'
+        '        {%- set date_string = strftime_now("%d %b %Y") %}\n    {%- else %}\n'
+        '        {%- set date_string = "26 Jul 2024" %}\n    {%- endif %}'))
+    today = tok.apply_chat_template([{"role": "user", "content": "q"}], tokenize=False)
+    msgs = [{"role": "user", "content": "q"}]
+    pinned = tok.decode(encode_prompt(tok, msgs))
+    assert f"Today Date: {PINNED_DATE_STRING}\n" in pinned and "Today Date: " in today
+    chosen = tok.decode(encode_prompt(tok, msgs, template_kwargs={"date_string": "01 Jan 2030"}))
+    assert "Today Date: 01 Jan 2030\n" in chosen
+    env = make_env("toy", seed=0)
+    backend = ScriptedBackend(tok, lambda text, turn: "\\boxed{1}",
+                              turn_marker="<|start_header_id|>assistant<|end_header_id|>",
+                              end_token="<|eot_id|>")
+    (traj,) = AgentLoop(backend, env, AgentConfig()).run(specs_for(env, env.tasks("train", 1), 1))
+    assert traj.extra["chat_template_kwargs"] == {"date_string": PINNED_DATE_STRING}
+    assert f"Today Date: {PINNED_DATE_STRING}\n" in tok.decode(traj.token_ids)
