@@ -2,10 +2,11 @@
 
 The policy is the family's tiny random model with one change so that it finishes
 episodes: every token embedding carries a constant feature and ``<|im_end|>``'s is
-raised, so the (tied) output layer ends a turn with probability ~0.1 per token. About
-a third of the turns then run out of tokens; with ``truncated=penalise`` groups mix
-finished (0) and truncated (-1) episodes, so GRPO groups carry signal and every step
-is a real update (not every group dropped). Reagent-U's judge is a scripted OpenAI-compatible
+raised, so the (tied) output layer ends a turn every ten or so tokens. Some turns
+then run out of tokens; with ``truncated=penalise`` groups mix finished (0) and
+truncated (-1) episodes, so GRPO groups carry signal and every step is a real update
+(three groups per step: the chance that all are degenerate is small, and sampling is
+seeded). Reagent-U's judge is a scripted OpenAI-compatible
 server that answers the way a reasoning parser splits a verdict.
 """
 
@@ -24,12 +25,12 @@ from tests.data_gen.conftest import ScriptedServer
 from tests.scripted import split_reasoning
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["prompts_per_step=2", "group_size=4", "max_turns=2", "max_tokens=48", "max_new_tokens=16",
+SMALL = ["group_size=4", "max_turns=2", "max_tokens=48", "max_new_tokens=16",
          "micro_batch_size=2", "truncated=penalise", "truncation_penalty=-1", "train_tasks=20",
          "device=cpu", "save_rollouts=true", "create_missing_model=false"]
 
 
-def eos_leaning_copy(src: Path, dst: Path) -> Path:
+def eos_leaning_copy(src: Path, dst: Path, end_token: str = "<|im_end|>", boost: float = 1.7) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     shutil.copytree(src, dst)
@@ -38,7 +39,7 @@ def eos_leaning_copy(src: Path, dst: Path) -> Path:
     with torch.no_grad():
         emb = model.get_input_embeddings().weight
         emb[:, 0] = 1.0
-        emb[tok.convert_tokens_to_ids("<|im_end|>"), 0] += 1.7
+        emb[tok.convert_tokens_to_ids(end_token), 0] += boost
     model.save_pretrained(dst)
     return dst
 
@@ -72,7 +73,7 @@ def test_grpo_and_reagent_u_train_a_tiny_qwen3(family_model_dir, tmp_path):
 
     out = tmp_path / "grpo"
     assert main(["train", "variant=grpo", f"model={policy}", f"output_dir={out}", "max_steps=2",
-                 "save_every=2", "lr=1e-2", *SMALL]) == 0
+                 "save_every=2", "lr=1e-2", "prompts_per_step=3", *SMALL]) == 0
     logged = metrics(out)
     assert [m["step"] for m in logged] == [1, 2]
     assert all(m["groups/dropped_frac"] < 1.0 and m["actor/trajectories"] > 0 for m in logged)
@@ -90,7 +91,7 @@ def test_grpo_and_reagent_u_train_a_tiny_qwen3(family_model_dir, tmp_path):
         assert main(["train", "--config", str(REPO / "configs" / "toy_reagent_u.yaml"),
                      f"model={policy}", f"output_dir={out_u}", f"judge_base_url={judge.url}",
                      "max_steps=1", "save_every=1", "chat_template_kwargs={enable_thinking: false}",
-                     *SMALL]) == 0
+                     "prompts_per_step=2", *SMALL]) == 0
     (m,) = metrics(out_u)
     assert m["judge/failed"] == 0 and m["judge/judged"] > 0 and m["groups/dropped_frac"] < 1.0
     assert changed(start, weights(out_u / "checkpoints" / "step-000001" / "model")) == list(start)
@@ -100,3 +101,23 @@ def test_grpo_and_reagent_u_train_a_tiny_qwen3(family_model_dir, tmp_path):
     for t in trajs:  # enable_thinking=false reached the template: the empty think block
         prompt = tok.decode(t["token_ids"][:t["prompt_length"]])
         assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+@pytest.mark.slow
+def test_grpo_updates_a_tiny_llama_without_a_pad_token(family_model_dir, tmp_path):
+    """Llama 3 has no pad token: collate used to fail with fill_value None on the first update."""
+    from transformers import AutoTokenizer
+
+    policy = eos_leaning_copy(family_model_dir("llama3.1"), tmp_path / "policy", "<|eot_id|>", 1.5)
+    tok = AutoTokenizer.from_pretrained(policy)
+    assert tok.pad_token is None
+    start = weights(policy)
+    out = tmp_path / "grpo"
+    assert main(["train", "variant=grpo", f"model={policy}", f"output_dir={out}", "max_steps=1",
+                 "save_every=1", "lr=1e-2", "prompts_per_step=3", *SMALL]) == 0
+    (m,) = metrics(out)
+    assert m["actor/trajectories"] > 0 and m["groups/dropped_frac"] < 1.0
+    assert changed(start, weights(out / "checkpoints" / "step-000001" / "model")) == list(start)
+    for t in rollouts(out):
+        assert tok.decode(t["token_ids"][:t["prompt_length"]]).endswith(
+            "<|start_header_id|>assistant<|end_header_id|>\n\n")
