@@ -191,7 +191,7 @@ def trajectory_segments(tokenizer, messages: list[Message | dict], tools: list |
     for k, i in enumerate(turns):
         segments.append(Segment(generated_text(msgs[i], fmt) + eot, True, i))
         nxt = turns[k + 1] if k + 1 < len(turns) else len(msgs)
-        if nxt > i + 1:
+        if nxt > i + 1 or nxt < len(msgs):  # adjacent assistant turns still get a header
             text = continuation_text(tokenizer, msgs[i + 1:nxt], tools, template_kwargs, fmt,
                                      generation_prompt=nxt < len(msgs))
             segments.append(Segment(text, False, i + 1))

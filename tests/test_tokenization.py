@@ -234,3 +234,12 @@ def test_to_template_messages_parses_arguments_and_keeps_malformed_calls_as_text
                                   '{"account": "b"}}\n</tool_call>\n<tool_call>\n{"account": \n'
                                   "</tool_call>")
     assert msgs[2] == {"role": "tool", "content": "", "tool_call_id": "a"}
+
+
+def test_adjacent_assistant_turns_each_get_their_header(tokenizers):
+    tok = tokenizers["ours"]
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+            {"role": "assistant", "content": "b"}]
+    ids, mask = tokenize_trajectory(tok, msgs)
+    assert tok.decode(ids) + "\n" == tok.apply_chat_template(msgs, tokenize=False)
+    assert masked_text(tok, ids, mask, 1) == "a<|im_end|>b<|im_end|>"
