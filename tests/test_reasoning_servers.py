@@ -66,3 +66,21 @@ def test_judge_and_annotate_clis_score_a_reasoning_split_verdict(tmp_path):
                for e in examples)
     assert len(sent) == 8
 
+
+
+def test_rollout_sends_chat_template_kwargs_and_keeps_a_split_thinking(tmp_path):
+    """A policy behind a reasoning server: its thinking comes back whole, and the template
+    kwargs (Qwen3's enable_thinking) reach the server with every request."""
+    reply = split_reasoning("<think>\nno tools needed\n</think>\n\n\\boxed{3}")
+    with ScriptedServer(lambda body: reply) as srv:
+        out = tmp_path / "traces.jsonl"
+        assert main(["rollout", "--base-url", srv.url, "--served-model", "scripted-teacher",
+                     "--env", "toy", "--limit", "2", "--n", "1", "--out", str(out),
+                     "chat_template_kwargs={enable_thinking: false}"]) == 0
+        sent = list(srv.requests)
+    assert sent and all(b["chat_template_kwargs"] == {"enable_thinking": False} for b in sent)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["messages"][-1]["content"] == "<think>\nno tools needed\n</think>\n\n\\boxed{3}"
+        assert row["final_answer"] == "3" and row["stop_reason"] == "answered"

@@ -108,7 +108,10 @@ def make_rollout_backend(c: RolloutConfig):
 
     kind = c.backend or ("openai" if c.base_url else "hf")
     if kind == "openai":
-        return make_backend("openai", model=c.served_model, base_url=c.base_url, concurrency=c.concurrency)
+        # vLLM and SGLang servers pass a request's chat_template_kwargs to the template
+        extra = {"chat_template_kwargs": dict(c.chat_template_kwargs)} if c.chat_template_kwargs else None
+        return make_backend("openai", model=c.served_model, base_url=c.base_url, concurrency=c.concurrency,
+                            extra_body=extra)
     return make_backend(kind, model=c.model, device=c.device)
 
 
