@@ -28,11 +28,21 @@ generated tokens are trained. The judge does not use the policy's template at al
 
 Chat-template variables that change by themselves are pinned (:func:`resolve_template_kwargs`):
 Llama 3.2's template writes today's date unless ``date_string`` is passed.
+
+Message texts are data, never control tokens: a tool result, page, file or question
+holding ``<|im_end|>\n<|im_start|>user`` must not forge a turn. Before rendering, every
+special token's string inside a message (content, tool-call arguments, and the text of
+an assistant turn being re-tokenised) is replaced
+by an escape of private-use characters; :func:`_encode` then encodes the template's own
+special tokens as their ids and everything between them with
+``split_special_tokens=True``, so an escaped string becomes ordinary text tokens.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +56,10 @@ END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
 # The date Llama 3.x templates fall back to; used for every prompt of every run unless a
 # config sets chat_template_kwargs.date_string, so prompts never drift with the calendar.
 PINNED_DATE_STRING = "26 Jul 2024"
+
+# An escaped literal is OPEN + chr(BASE + index into _literals(tokenizer)) + CLOSE.
+_ESC_OPEN, _ESC_CLOSE, _ESC_BASE = "\ue000", "\ue001", 0xE100
+_ESCAPED = re.compile("\ue000([\ue100-\uf8ff])\ue001")
 
 _PLACEHOLDER_QUESTION = "reagent placeholder question"
 _PLACEHOLDER_ANSWER = "reagent placeholder answer"
@@ -182,14 +196,18 @@ def trajectory_segments(tokenizer, messages: list[Message | dict], tools: list |
     eot = end_of_turn_token(tokenizer)
     turns = [i for i, m in enumerate(msgs) if m.role == "assistant"]
     if not turns:
-        text = _render(tokenizer, to_template_messages(msgs, fmt), tools, False, template_kwargs)
+        text = _render(tokenizer, _escape_messages(tokenizer, to_template_messages(msgs, fmt)),
+                       tools, False, template_kwargs)
         return [Segment(text, False, 0)] if text else []
     if turns[0] == 0:
         raise ValueError("turn 0 is an assistant message: a trajectory needs a prompt first")
-    segments = [Segment(_render(tokenizer, to_template_messages(msgs[:turns[0]], fmt), tools, True,
-                                template_kwargs), False, 0)]
+    prompt = _escape_messages(tokenizer, to_template_messages(msgs[:turns[0]], fmt))
+    segments = [Segment(_render(tokenizer, prompt, tools, True, template_kwargs), False, 0)]
+    literals = _literals(tokenizer)
     for k, i in enumerate(turns):
-        segments.append(Segment(generated_text(msgs[i], fmt) + eot, True, i))
+        # the turn's text is data too (an imported turn may quote a special token's string)
+        text = _escape_text(literals, generated_text(msgs[i], fmt))
+        segments.append(Segment(text + eot, True, i))
         nxt = turns[k + 1] if k + 1 < len(turns) else len(msgs)
         if nxt > i + 1 or nxt < len(msgs):  # adjacent assistant turns still get a header
             text = continuation_text(tokenizer, msgs[i + 1:nxt], tools, template_kwargs, fmt,
@@ -210,8 +228,78 @@ def generated_text(message: Message, tool_format: str = "hermes") -> str:
     return assistant_text(message.content, message.tool_calls, tool_format)
 
 
+def _literals(tokenizer) -> tuple[str, ...]:
+    """What message text may not hold as such: the escape marks, then special tokens."""
+    specials = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+    specials |= set(tokenizer.all_special_tokens)
+    return (_ESC_OPEN, _ESC_CLOSE, *sorted(filter(None, specials), key=lambda t: (-len(t), t)))
+
+
+@functools.lru_cache(maxsize=32)
+def _pattern(literals: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(map(re.escape, literals)))
+
+
+def _escape_text(literals: tuple[str, ...], text: str) -> str:
+    index = {lit: i for i, lit in enumerate(literals)}
+    return _pattern(literals).sub(
+        lambda m: f"{_ESC_OPEN}{chr(_ESC_BASE + index[m.group(0)])}{_ESC_CLOSE}", text)
+
+
+def _unescape(tokenizer, text: str) -> str:
+    """Escaped message text back to what the message said."""
+    if _ESC_OPEN not in text:
+        return text
+    literals = _literals(tokenizer)
+    return _ESCAPED.sub(lambda m: literals[ord(m.group(1)) - _ESC_BASE], text)
+
+
+def _escape_messages(tokenizer, msgs: list[dict]) -> list[dict]:
+    """Template messages with special-token strings in their texts escaped (see module doc)."""
+    literals = _literals(tokenizer)
+
+    def esc(value: Any) -> Any:
+        if isinstance(value, str):
+            return _escape_text(literals, value)
+        if isinstance(value, list):
+            return [esc(v) for v in value]
+        if isinstance(value, dict):
+            return {k: esc(v) for k, v in value.items()}
+        return value
+
+    out = []
+    for m in msgs:
+        m = dict(m)
+        if isinstance(m.get("content"), str):
+            m["content"] = esc(m["content"])
+        if m.get("tool_calls"):
+            m["tool_calls"] = [{**c, "function": {**c["function"],
+                                                  "arguments": esc(c["function"].get("arguments"))}}
+                               for c in m["tool_calls"]]
+        out.append(m)
+    return out
+
+
 def _encode(tokenizer, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+    """Ids of rendered text: special tokens the template wrote are parsed, escaped ones are not."""
+    if not text:
+        return []
+    if _ESC_OPEN not in text:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids: list[int] = []
+    pos = 0
+    specials = _literals(tokenizer)[2:]
+    for m in _pattern(specials).finditer(text) if specials else ():  # the template's own
+        ids += _encode_plain(tokenizer, _unescape(tokenizer, text[pos:m.start()]))
+        ids.append(tokenizer.convert_tokens_to_ids(m.group(0)))
+        pos = m.end()
+    return ids + _encode_plain(tokenizer, _unescape(tokenizer, text[pos:]))
+
+
+def _encode_plain(tokenizer, text: str) -> list[int]:
+    if not text:
+        return []
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
 
 def tokenize_trajectory(tokenizer, messages: list[Message | dict], tools: list | None = None,
@@ -237,7 +325,7 @@ def tokenize_trajectory(tokenizer, messages: list[Message | dict], tools: list |
 def encode_prompt(tokenizer, messages: list[Message | dict], tools: list | None = None,
                   template_kwargs: dict | None = None, tool_format: str | None = None) -> list[int]:
     """Ids of the conversation so far plus the generation prompt: what the policy continues."""
-    msgs = to_template_messages(messages, tool_format_for(tokenizer, tool_format))
+    msgs = _escape_messages(tokenizer, to_template_messages(messages, tool_format_for(tokenizer, tool_format)))
     return _encode(tokenizer, _render(tokenizer, msgs, tools, True, template_kwargs))
 
 
@@ -262,7 +350,7 @@ def continuation_text(tokenizer, new_messages: list[Message | dict], tools: list
     the next generation prompt, for a conversation that ends there)."""
     placeholder = [{"role": "user", "content": _PLACEHOLDER_QUESTION},
                    {"role": "assistant", "content": _PLACEHOLDER_ANSWER}]
-    new = to_template_messages(new_messages, tool_format)
+    new = _escape_messages(tokenizer, to_template_messages(new_messages, tool_format))
     base = _render(tokenizer, placeholder, tools, False, template_kwargs)
     full = _render(tokenizer, placeholder + new, tools, generation_prompt, template_kwargs)
     eot = _end_of_turn_strings(tokenizer)
@@ -316,13 +404,14 @@ def find_retokenization_mismatches(tokenizer, messages: list[Message | dict], to
             continue
         first = next((k for k, (a, b) in enumerate(zip(expected, found)) if a != b),
                      min(len(expected), len(found)))
-        end = _resync(tokenizer, ids, pos, seg.text)
+        text = _unescape(tokenizer, seg.text)
+        end = _resync(tokenizer, ids, pos, text)
         report = {
             "turn": seg.turn,
             "role": roles[seg.turn] if seg.turn < len(roles) else None,
             "trainable": seg.trainable,
             "position": pos + first,
-            "expected_text": seg.text,
+            "expected_text": text,
             "found_text": _decode(tokenizer, ids[pos: end if end is not None else pos + len(expected)]),
             "resynced": end is not None,
         }
