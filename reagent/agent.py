@@ -8,8 +8,13 @@ messages. An episode ends on an answer (a turn without tool calls), on
 
 With a token backend the loop keeps token ids exactly as generated (token-in /
 token-out) and a loss mask with 1 on generated tokens and 0 on prompt and tool
-tokens, so the trainer never re-tokenises text. With a chat backend it keeps
-messages only (evaluation, teachers).
+tokens, so the trainer never re-tokenises text. Tool results and the next generation
+prompt are appended as the chat template renders them after a finished turn
+(:func:`reagent.tokenization.encode_continuation`), so a template that rewrites
+history (Qwen3 dropping old ``<think>`` blocks) never changes what the policy saw: every
+turn's thinking stays in context as generated. Tool calls are parsed in the family's
+format (``tool_format``: hermes ``<tool_call>`` or Llama 3 JSON, read from the
+template by default). With a chat backend it keeps messages only (evaluation, teachers).
 
 ``max_tokens`` bounds the *response*: everything after the prompt, generated and
 tool tokens alike (the verl convention). Each episode generates up to its own
@@ -28,8 +33,9 @@ from dataclasses import dataclass, field
 from reagent.envs.base import Environment, initial_messages
 from reagent.generation.base import ChatBackend, Generation, SamplingParams, TokenBackend
 from reagent.records import Message, Task, ToolCall, Trajectory
-from reagent.tokenization import encode_continuation, encode_prompt, to_template_messages
-from reagent.toolcalls import parse_tool_calls, strip_tool_calls
+from reagent.tokenization import (encode_continuation, encode_prompt, resolve_template_kwargs,
+                                  to_template_messages)
+from reagent.toolcalls import TOOL_FORMATS, assistant_text, split_assistant_text, tool_format_for
 from reagent.tools.base import Tool, run_tool_call, tool_schema
 
 
@@ -45,8 +51,18 @@ class AgentConfig:
     top_k: int = 0
     seed: int = 0
     tool_workers: int = 16
+    # Passed to the chat template on every render (e.g. {"enable_thinking": False} for
+    # Qwen3, {"date_string": "..."} for Llama 3.x); see reagent.tokenization.
+    chat_template_kwargs: dict = field(default_factory=dict)
+    tool_format: str = "auto"  # auto (from the chat template) | hermes | llama3_json
 
     def __post_init__(self):
+        if self.tool_format not in ("auto", *TOOL_FORMATS):
+            raise ValueError(f"tool_format must be auto, {' or '.join(TOOL_FORMATS)}; "
+                             f"got {self.tool_format!r}")
+        if not isinstance(self.chat_template_kwargs, dict):
+            raise ValueError("chat_template_kwargs must be a mapping, got "
+                             f"{type(self.chat_template_kwargs).__name__}")
         if self.max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
         if self.max_new_tokens < 1 or self.max_tokens < 1:
@@ -96,13 +112,20 @@ class AgentLoop:
         self.tokenizer = getattr(backend, "tokenizer", None)
         if backend.supports_tokens and self.tokenizer is None:
             raise ValueError("a token backend needs a tokenizer for the chat template")
+        self.tool_format = tool_format_for(self.tokenizer, config.tool_format)
+        # resolved once: a template variable that would change by itself (Llama 3.2's date)
+        # is pinned for the whole run and recorded on every trajectory
+        self.template_kwargs = (resolve_template_kwargs(self.tokenizer, config.chat_template_kwargs)
+                                if self.tokenizer is not None else dict(config.chat_template_kwargs))
         self._calls = 0  # advances the seed so every backend call samples differently
 
     def run(self, specs: list[EpisodeSpec]) -> list[Trajectory]:
         episodes = [_Episode(s, self.env) for s in specs]
         if self.backend.supports_tokens:
             for ep in episodes:
-                ep.ids = encode_prompt(self.tokenizer, ep.messages, tools=ep.schemas)
+                ep.ids = encode_prompt(self.tokenizer, ep.messages, tools=ep.schemas,
+                                       template_kwargs=self.template_kwargs,
+                                       tool_format=self.tool_format)
                 ep.mask = [0] * len(ep.ids)
                 ep.prompt_len = len(ep.ids)
         with ThreadPoolExecutor(self.config.tool_workers) as pool:
@@ -141,7 +164,7 @@ class AgentLoop:
             return []
         if self.backend.supports_tokens:
             return self.backend.generate([ep.ids for ep in live], params)
-        convs = [to_template_messages(ep.messages) for ep in live]
+        convs = [to_template_messages(ep.messages, self.tool_format) for ep in live]
         return self.backend.chat(convs, params, tools=live[0].schemas)
 
     def _take_turn(self, ep: _Episode, gen: Generation) -> list[ToolCall]:
@@ -157,9 +180,11 @@ class AgentLoop:
         if gen.finish_reason == "error":
             ep.stop_reason, ep.error = "error", gen.error or "generation failed"
             return []
-        calls = parse_tool_calls(text)
-        ep.messages.append(Message(role="assistant", content=strip_tool_calls(text) if calls else text,
-                                   tool_calls=calls or None))
+        content, calls = split_assistant_text(text, self.tool_format)
+        msg = Message(role="assistant", content=content, tool_calls=calls or None)
+        if self.backend.supports_tokens and assistant_text(content, calls, self.tool_format) != text:
+            msg.extra["generated_text"] = text  # re-tokenising reproduces what was generated
+        ep.messages.append(msg)
         if gen.finish_reason == "length":
             ep.stop_reason = "max_tokens"
         elif not calls:
@@ -182,7 +207,9 @@ class AgentLoop:
                 ep.stop_reason = "max_turns"
                 continue
             if self.backend.supports_tokens:
-                cont = encode_continuation(self.tokenizer, tool_msgs, tools=ep.schemas)
+                cont = encode_continuation(self.tokenizer, tool_msgs, tools=ep.schemas,
+                                           template_kwargs=self.template_kwargs,
+                                           tool_format=self.tool_format)
                 ep.ids += cont
                 ep.mask += [0] * len(cont)
                 ep.response_tokens += len(cont)
@@ -204,6 +231,8 @@ class AgentLoop:
             traj.token_ids, traj.loss_mask = ep.ids, ep.mask
             traj.extra["prompt_length"] = ep.prompt_len
         traj.extra["turns"] = ep.turns
+        if self.template_kwargs:
+            traj.extra["chat_template_kwargs"] = dict(self.template_kwargs)
         if ep.error:
             traj.extra["error"] = ep.error
         return traj

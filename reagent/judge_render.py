@@ -6,12 +6,24 @@ every assistant turn verbatim (reasoning and tool calls) and every tool result i
 context, so a character budget elides the *middle* of the longest tool results first
 (both ends usually carry the signal: headers and the last lines of a traceback) and
 marks each cut so the judge knows something was removed.
+
+Reasoning is judged too. Each assistant turn is shown as the policy generated it
+(``generated_text`` when the loop recorded it), ``<think>`` blocks included, whatever
+the policy's chat template does with old thinking (Qwen3 drops it from later prompts;
+the judge still reads it). Only when the tool results are already cut to their floor
+and the rendering is still over budget are the longest ``<think>`` blocks elided from
+the middle, never below ``min_think_chars``; the rest of an assistant turn (its answer
+and tool calls) is never cut.
 """
 
 from __future__ import annotations
 
+import re
+
 from reagent.records import Message, Trajectory
 from reagent.toolcalls import render_tool_calls
+
+_THINK = re.compile(r"(<think>)(.*?)(</think>)", re.DOTALL)
 
 ELISION = "\n[... {n} characters elided ...]\n"
 
@@ -28,6 +40,9 @@ def elide_middle(text: str, limit: int) -> str:
 
 
 def _assistant_text(m: Message) -> str:
+    raw = (m.extra or {}).get("generated_text")
+    if isinstance(raw, str):
+        return raw
     text = m.content or ""
     if m.tool_calls and "<tool_call>" not in text:
         text = (text + "\n" if text else "") + render_tool_calls(m.tool_calls)
@@ -44,12 +59,14 @@ def render_for_judge(
     question: str | None = None,
     max_chars: int | None = 24000,
     min_tool_chars: int = 400,
+    min_think_chars: int = 800,
 ) -> str:
     """The judge's view of a trajectory: ``Question: ...`` then the turns in order.
 
     ``max_chars`` bounds the whole rendering; tool results are elided from the
-    middle (longest first, never below ``min_tool_chars``) until it fits. Assistant
-    turns are never cut: they are what is being judged.
+    middle (longest first, never below ``min_tool_chars``) until it fits; then, if
+    needed, ``<think>`` blocks (longest first, never below ``min_think_chars``). The
+    answers and tool calls of assistant turns are never cut: they are what is judged.
     """
     msgs = _messages(traj)
     if question is None:
@@ -66,7 +83,7 @@ def render_for_judge(
         else:
             parts.append(("user", m.content or ""))
     if max_chars is not None:
-        parts = _fit(parts, max_chars - len(question) - 64, min_tool_chars)
+        parts = _fit(parts, max_chars - len(question) - 64, min_tool_chars, min_think_chars)
     lines = [f"Question: {question}", "Trajectory:"]
     step = 0
     for kind, text in parts:
@@ -80,23 +97,32 @@ def render_for_judge(
     return "\n\n".join(lines)
 
 
-def _fit(parts: list[tuple[str, str]], budget: int, min_tool_chars: int) -> list[tuple[str, str]]:
-    """Shrink the longest tool results, in turn, until the parts fit ``budget`` characters."""
+def _fit(parts: list[tuple[str, str]], budget: int, min_tool_chars: int,
+         min_think_chars: int = 800) -> list[tuple[str, str]]:
+    """Shrink the longest tool results, then the longest think blocks, until ``budget`` fits."""
     overhead = 48 * len(parts)
+    parts = list(parts)
     total = sum(len(t) for _, t in parts) + overhead
     if total <= budget:
         return parts
-    parts = list(parts)
-    tool_idx = sorted((i for i, (k, _) in enumerate(parts) if k == "tool"),
-                      key=lambda i: len(parts[i][1]), reverse=True)
-    excess = total - budget
-    # Cut every tool result above a common cap, found by lowering it until the excess is gone.
-    lengths = [len(parts[i][1]) for i in tool_idx]
-    cap = max(lengths, default=0)
-    while cap > min_tool_chars and sum(max(n - cap, 0) for n in lengths) < excess:
-        cap = max(min_tool_chars, int(cap * 0.9))
+    tool_idx = [i for i, (k, _) in enumerate(parts) if k == "tool"]
+    cap = _common_cap([len(parts[i][1]) for i in tool_idx], total - budget, min_tool_chars)
     for i in tool_idx:
         kind, text = parts[i]
         if len(text) > cap:
             parts[i] = (kind, elide_middle(text, cap))
-    return parts
+    total = sum(len(t) for _, t in parts) + overhead
+    if total <= budget:
+        return parts
+    thinks = [len(m.group(2)) for k, t in parts if k == "assistant" for m in _THINK.finditer(t)]
+    cap = _common_cap(thinks, total - budget, min_think_chars)
+    cut = lambda m: m.group(1) + elide_middle(m.group(2), cap) + m.group(3)  # noqa: E731
+    return [(k, _THINK.sub(cut, t) if k == "assistant" else t) for k, t in parts]
+
+
+def _common_cap(lengths: list[int], excess: int, floor: int) -> int:
+    """The cap that removes ``excess`` characters from ``lengths``, lowered in 10% steps, >= floor."""
+    cap = max(lengths, default=0)
+    while cap > floor and sum(max(n - cap, 0) for n in lengths) < excess:
+        cap = max(floor, int(cap * 0.9))
+    return cap

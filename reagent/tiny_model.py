@@ -175,24 +175,63 @@ def build_config(size: str, tokenizer):
     )
 
 
-def make_tiny_model(out_dir: str | Path, size: str = "micro", seed: int = 0,
-                    extra_corpus: list[str] | tuple[str, ...] = ()) -> Path:
-    """Build a randomly initialised tiny Qwen2 model and its tokenizer into ``out_dir``.
+# Tiny shapes for the real families: a 128k-151k vocabulary is almost all embedding, so
+# the hidden size stays at 32 (tied embeddings: ~4.9M parameters for Qwen) to keep tests fast.
+FAMILY_SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "intermediate_size": 64}
 
-    The directory loads with ``AutoTokenizer.from_pretrained`` and
-    ``AutoModelForCausalLM.from_pretrained``. ``seed`` fixes the weights; the
-    tokenizer depends only on the shipped corpus and ``extra_corpus`` texts. Returns the directory.
+
+def build_family_config(family: str, tokenizer):
+    """The transformers config of ``family``'s architecture (Qwen2, Qwen3 or Llama), tiny."""
+    from transformers import LlamaConfig, Qwen2Config, Qwen3Config
+
+    from reagent.families import get_family
+
+    fam = get_family(family)
+    cls = {"qwen2": Qwen2Config, "qwen3": Qwen3Config, "llama": LlamaConfig}[fam.architecture]
+    eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in (fam.eos, *fam.extra_eos)]
+    extra = {"head_dim": 8} if fam.architecture == "qwen3" else {}
+    return cls(
+        vocab_size=len(tokenizer), max_position_embeddings=4096, tie_word_embeddings=True,
+        rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        bos_token_id=tokenizer.convert_tokens_to_ids(fam.bos or PAD_TOKEN),
+        eos_token_id=eos_ids, pad_token_id=tokenizer.pad_token_id, **FAMILY_SHAPE, **extra,
+    )
+
+
+def make_tiny_model(out_dir: str | Path, size: str = "micro", seed: int = 0,
+                    extra_corpus: list[str] | tuple[str, ...] = (),
+                    tokenizer: str | None = None) -> Path:
+    """Build a randomly initialised tiny model and its tokenizer into ``out_dir``.
+
+    ``tokenizer=None`` (the default): a Qwen2 model of ``size`` with the locally trained
+    BPE and the project's ChatML template. ``tokenizer="qwen2.5" | "qwen3" | "llama3.1"``:
+    the family's real tokenizer and published chat template (:mod:`reagent.families`)
+    on a tiny model of its architecture (Qwen2, Qwen3, Llama; ``size`` and
+    ``extra_corpus`` do not apply). The directory loads with ``AutoTokenizer`` and
+    ``AutoModelForCausalLM``. ``seed`` fixes the weights. Returns the directory.
     """
     import torch
-    from transformers import GenerationConfig, Qwen2ForCausalLM
+    from transformers import AutoModelForCausalLM, GenerationConfig, Qwen2ForCausalLM
 
     out = Path(out_dir)
-    tokenizer = build_tokenizer(tuple(extra_corpus))
-    config = build_config(size, tokenizer)
+    if tokenizer is not None:
+        if extra_corpus:
+            raise ValueError("extra_corpus trains the local BPE; it does not apply to tokenizer="
+                             f"'{tokenizer}', a fixed real vocabulary")
+        from reagent.families import build_family_tokenizer
+
+        tok = build_family_tokenizer(tokenizer)
+        config = build_family_config(tokenizer, tok)
+        size = "family"
+    else:
+        tok = build_tokenizer(tuple(extra_corpus))
+        config = build_config(size, tok)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        model = Qwen2ForCausalLM(config)
+        # the default path keeps Qwen2ForCausalLM(config): seeds give the weights they always gave
+        model = AutoModelForCausalLM.from_config(config) if tokenizer else Qwen2ForCausalLM(config)
     finally:
         torch.random.set_rng_state(generator_state)  # leave the caller's RNG as it was
     model.generation_config = GenerationConfig(
@@ -203,15 +242,17 @@ def make_tiny_model(out_dir: str | Path, size: str = "micro", seed: int = 0,
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    tok.save_pretrained(out)
     provenance = {
         "made_by": "reagent.tiny_model.make_tiny_model",
         "reagent_version": _version(),
+        "tokenizer": tokenizer or "reagent-bpe",
         "size": size,
         "seed": seed,
         "parameters": model.num_parameters(),
         "tokenizer_corpus_sha256": hashlib.sha256(read_asset(CORPUS_FILE).encode()).hexdigest(),
         "extra_corpus_sha256": [hashlib.sha256(t.encode()).hexdigest() for t in extra_corpus],
+        "chat_template_sha256": hashlib.sha256(tok.chat_template.encode()).hexdigest(),
     }
     (out / "reagent_tiny_model.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return out

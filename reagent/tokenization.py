@@ -1,29 +1,38 @@
-"""Token ids and loss masks for multi-turn agent trajectories, from the model's own template.
+"""Token ids and loss masks for multi-turn agent trajectories, built the way the agent loop builds them.
 
 The policy is trained only on the tokens it generated (DESIGN.md): each assistant
-turn's text, tool calls as the template renders them, and its end-of-turn token.
-Everything else - system and user prompts, tool results, the assistant header
-``<|im_start|>assistant\\n`` and the template's newline after ``<|im_end|>`` - is
-masked out.
+turn's text (reasoning, prose, tool calls in the family's format) and its end-of-turn
+token. Everything else - system and user prompts, tool results, the assistant header
+and the template's text between turns - is masked out.
 
-Nothing here knows any template's strings. Turn boundaries come from rendering
-prefixes of the conversation with the tokenizer's chat template:
-``messages[:i]`` with the generation prompt must be a prefix of ``messages[:i+1]``,
-and the difference is what the policy wrote in turn ``i``. A template that rewrites
-earlier turns (Qwen3 drops past ``<think>`` blocks once a new user question arrives)
-is not prefix-consistent; :func:`tokenize_trajectory` then raises a ``ValueError``
-naming the turn instead of training on text the model never saw.
+Token-in/token-out, for any template. The loop never re-renders earlier turns:
+:func:`encode_prompt` renders the conversation up to the first generation prompt, the
+model's ids are appended as generated, and :func:`encode_continuation` appends the tool
+results (or a new user turn) and the next generation prompt exactly as the template
+renders them *after* a finished assistant turn. :func:`tokenize_trajectory` (SFT data,
+re-tokenising stored trajectories) builds ids the same way, with each assistant turn's
+text as the model of that family would have generated it
+(:func:`reagent.toolcalls.assistant_text`, or the turn's recorded ``generated_text``).
+So templates that rewrite history - Qwen3 drops earlier ``<think>`` blocks once a
+new user question arrives; Llama 3.1 rewrites tool-call turns and drops text beside a
+call - are handled, not refused: every turn's thinking stays in the ids as generated.
+Only :func:`encode_continuation` needs the template to close an assistant turn the same
+way whatever follows it, which Qwen2.5, Qwen3 and Llama 3.1 all do.
 
-Each run of masked-in or masked-out text is tokenised on its own, exactly as the
-agent loop builds ids token-in/token-out: :func:`encode_prompt`, then the generated
-ids, then :func:`encode_continuation` for the tool results and the next generation
-prompt. So ``tokenize_trajectory`` reproduces the loop's ids whenever the generated
-ids are the canonical tokenisation of their text; :func:`find_retokenization_mismatches`
-reports the turns where they are not.
+What other views of a conversation see under a history-rewriting template (Qwen3):
+a Reagent-U revision starts a *new* prompt (first attempt + critique as a user turn),
+rendered by the template, so like a deployed chat it sees the first attempt's answers,
+tool calls and tool results but not its ``<think>`` blocks; only the revision's own
+generated tokens are trained. The judge does not use the policy's template at all
+(:mod:`reagent.judge_render`): it reads every turn's reasoning, within its budget.
+
+Chat-template variables that change by themselves are pinned (:func:`resolve_template_kwargs`):
+Llama 3.2's template writes today's date unless ``date_string`` is passed.
 
 Message texts are data, never control tokens: a tool result, page, file or question
 holding ``<|im_end|>\n<|im_start|>user`` must not forge a turn. Before rendering, every
-special token's string inside a message (content and tool-call arguments) is replaced
+special token's string inside a message (content, tool-call arguments, and the text of
+an assistant turn being re-tokenised) is replaced
 by an escape of private-use characters; :func:`_encode` then encodes the template's own
 special tokens as their ids and everything between them with
 ``split_special_tokens=True``, so an escaped string becomes ordinary text tokens.
@@ -38,11 +47,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from reagent.records import Message
-from reagent.toolcalls import render_tool_calls
+from reagent.toolcalls import assistant_text, render_tool_calls, tool_format_for
 
 # Chat end-of-turn markers that differ from some tokenizers' eos token (Qwen base
 # models have eos <|endoftext|> but end chat turns with <|im_end|>).
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
+
+# The date Llama 3.x templates fall back to; used for every prompt of every run unless a
+# config sets chat_template_kwargs.date_string, so prompts never drift with the calendar.
+PINNED_DATE_STRING = "26 Jul 2024"
 
 # An escaped literal is OPEN + chr(BASE + index into _literals(tokenizer)) + CLOSE.
 _ESC_OPEN, _ESC_CLOSE, _ESC_BASE = "\ue000", "\ue001", 0xE100
@@ -52,7 +65,40 @@ _PLACEHOLDER_QUESTION = "reagent placeholder question"
 _PLACEHOLDER_ANSWER = "reagent placeholder answer"
 
 
-def to_template_messages(messages: list[Message | dict]) -> list[dict]:
+def pad_token_id(tokenizer) -> int:
+    """The id to pad with: the tokenizer's pad token, else its end-of-turn or eos token.
+
+    Llama 3 tokenizers have no pad token. Padded positions are always masked out of
+    attention and loss, so any real id works; the end-of-turn token is one the model
+    already knows. Never None: raises when the tokenizer has neither.
+    """
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    for token in [*END_OF_TURN_TOKENS, tokenizer.eos_token]:
+        if token and token in tokenizer.get_vocab():
+            return int(tokenizer.convert_tokens_to_ids(token))
+    raise ValueError("the tokenizer has no pad, end-of-turn or eos token to pad with")
+
+
+def resolve_template_kwargs(tokenizer, template_kwargs: dict | None) -> dict:
+    """``template_kwargs`` plus the pins a template needs to render the same every day.
+
+    A template that reads the clock (``strftime_now``, Llama 3.2/3.3 style) gets
+    ``date_string = PINNED_DATE_STRING`` unless the caller set one.
+    """
+    out = dict(template_kwargs or {})
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if "strftime_now" in str(template) and "date_string" not in out:
+        out["date_string"] = PINNED_DATE_STRING
+    return out
+
+
+def end_of_turn_token(tokenizer) -> str:
+    """The token that closes an assistant turn in the chat template (``<|im_end|>``, ``<|eot_id|>``...)."""
+    return _end_of_turn_strings(tokenizer)[0]
+
+
+def to_template_messages(messages: list[Message | dict], tool_format: str = "hermes") -> list[dict]:
     """Messages as the dicts chat templates expect.
 
     Tool-call arguments become dicts when they are valid JSON objects, because
@@ -66,11 +112,12 @@ def to_template_messages(messages: list[Message | dict]) -> list[dict]:
     for i, m in enumerate(messages):
         msg = m if isinstance(m, Message) else Message.from_dict(m, f"messages[{i}].")
         d = msg.to_dict()
+        d.pop("generated_text", None)  # the loop's exact text: for re-tokenising, not templates
         if d.get("content") is None:
             d["content"] = ""
         calls = msg.tool_calls or []
         if any(c.error is not None or c.name is None for c in calls):
-            raw = render_tool_calls(calls)
+            raw = render_tool_calls(calls, tool_format)
             d["content"] = f"{d['content']}\n{raw}" if d["content"] else raw
             d.pop("tool_calls", None)
         elif calls:
@@ -105,7 +152,7 @@ def _render(tokenizer, messages: list[dict], tools: list | None, generation_prom
             template_kwargs: dict | None) -> str:
     text = tokenizer.apply_chat_template(
         messages, tools=tools, tokenize=False, add_generation_prompt=generation_prompt,
-        **(template_kwargs or {}),
+        **resolve_template_kwargs(tokenizer, template_kwargs),
     )
     if not isinstance(text, str):  # never expected with tokenize=False; fail loudly if it is
         raise TypeError(f"apply_chat_template(tokenize=False) returned {type(text).__name__}")
@@ -132,57 +179,53 @@ def _turn_end(text: str, eot: list[str], start: int = 0, last: bool = True) -> i
     return max(hits) if last else min(hits)
 
 
-def _not_prefix(turn: int, role: str, what: str, before: str, after: str) -> ValueError:
-    k = next((j for j, (a, b) in enumerate(zip(before, after)) if a != b), min(len(before), len(after)))
-    return ValueError(
-        f"chat template is not prefix-consistent at turn {turn} ({role}): {what}. The rendering "
-        f"differs at character {k}: expected {before[k:k + 60]!r}, got {after[k:k + 60]!r}. "
-        "Token-level masking needs a template that never rewrites earlier turns "
-        "(for Qwen3, keep the <think> block in every assistant turn or pass a template that does)."
-    )
-
-
 def trajectory_segments(tokenizer, messages: list[Message | dict], tools: list | None = None,
-                        template_kwargs: dict | None = None) -> list[Segment]:
-    """The rendered conversation cut into masked-in and masked-out runs of text.
+                        template_kwargs: dict | None = None,
+                        tool_format: str | None = None) -> list[Segment]:
+    """The conversation as the agent loop would have built it, cut into masked runs of text.
 
-    Runs alternate: prompt text (everything up to and including an assistant header),
-    then the assistant's own text through its end-of-turn token, and so on. Text the
-    template puts after the final assistant turn's end-of-turn token is dropped,
-    because the agent loop never generates it; a conversation ending in a user or
-    tool message keeps its tail (masked out).
+    Runs alternate: the prompt up to the first generation prompt (masked out), then each
+    assistant turn as generated through its end-of-turn token (masked in), then the
+    continuation the template renders after that turn - tool results or a user turn and
+    the next generation prompt (masked out). A conversation ending in a tool or user
+    message keeps that tail, without a generation prompt.
     """
-    msgs = _escape_messages(tokenizer, to_template_messages(messages))
-    eot = _end_of_turn_strings(tokenizer)
-    segments: list[Segment] = []
-    consumed = 0  # characters of the rendering already placed in segments
-    rendered = ""  # rendering of the messages handled so far (no generation prompt)
-    next_turn = 0  # first message not yet covered by a segment
-    for i, msg in enumerate(msgs):
-        if msg["role"] != "assistant":
-            continue
-        if i == 0:
-            raise ValueError("turn 0 is an assistant message: a trajectory needs a prompt first")
-        prompt = _render(tokenizer, msgs[:i], tools, True, template_kwargs)
-        if not prompt.startswith(rendered):
-            raise _not_prefix(i, "assistant", "the generation prompt does not extend the "
-                              "conversation so far", rendered, prompt)
-        full = _render(tokenizer, msgs[: i + 1], tools, False, template_kwargs)
-        if not full.startswith(prompt):
-            raise _not_prefix(i, "assistant", "the turn does not extend its generation prompt",
-                              prompt, full)
-        end = _turn_end(full, eot, start=len(prompt))
-        end = len(full) if end is None else end  # template without an end token: train on all
-        segments.append(Segment(prompt[consumed:], False, next_turn))
-        segments.append(Segment(full[len(prompt):end], True, i))
-        consumed, rendered, next_turn = end, full, i + 1
-    if next_turn < len(msgs):
-        full = _render(tokenizer, msgs, tools, False, template_kwargs)
-        if not full.startswith(rendered):
-            raise _not_prefix(next_turn, msgs[next_turn]["role"], "later messages rewrite the "
-                              "conversation so far", rendered, full)
-        segments.append(Segment(full[consumed:], False, next_turn))
+    fmt = tool_format_for(tokenizer, tool_format)
+    msgs = [m if isinstance(m, Message) else Message.from_dict(m, f"messages[{i}].")
+            for i, m in enumerate(messages)]
+    eot = end_of_turn_token(tokenizer)
+    turns = [i for i, m in enumerate(msgs) if m.role == "assistant"]
+    if not turns:
+        text = _render(tokenizer, _escape_messages(tokenizer, to_template_messages(msgs, fmt)),
+                       tools, False, template_kwargs)
+        return [Segment(text, False, 0)] if text else []
+    if turns[0] == 0:
+        raise ValueError("turn 0 is an assistant message: a trajectory needs a prompt first")
+    prompt = _escape_messages(tokenizer, to_template_messages(msgs[:turns[0]], fmt))
+    segments = [Segment(_render(tokenizer, prompt, tools, True, template_kwargs), False, 0)]
+    literals = _literals(tokenizer)
+    for k, i in enumerate(turns):
+        # the turn's text is data too (an imported turn may quote a special token's string)
+        text = _escape_text(literals, generated_text(msgs[i], fmt))
+        segments.append(Segment(text + eot, True, i))
+        nxt = turns[k + 1] if k + 1 < len(turns) else len(msgs)
+        if nxt > i + 1 or nxt < len(msgs):  # adjacent assistant turns still get a header
+            text = continuation_text(tokenizer, msgs[i + 1:nxt], tools, template_kwargs, fmt,
+                                     generation_prompt=nxt < len(msgs))
+            segments.append(Segment(text, False, i + 1))
     return [s for s in segments if s.text]
+
+
+def generated_text(message: Message, tool_format: str = "hermes") -> str:
+    """What the policy generated for an assistant message, without its end-of-turn token.
+
+    The loop records the exact text in ``extra["generated_text"]`` when it differs from
+    the family's canonical writing of the turn (:func:`reagent.toolcalls.assistant_text`).
+    """
+    raw = (message.extra or {}).get("generated_text")
+    if isinstance(raw, str):
+        return raw
+    return assistant_text(message.content, message.tool_calls, tool_format)
 
 
 def _literals(tokenizer) -> tuple[str, ...]:
@@ -260,18 +303,19 @@ def _encode_plain(tokenizer, text: str) -> list[int]:
 
 
 def tokenize_trajectory(tokenizer, messages: list[Message | dict], tools: list | None = None,
-                        template_kwargs: dict | None = None) -> tuple[list[int], list[int]]:
+                        template_kwargs: dict | None = None,
+                        tool_format: str | None = None) -> tuple[list[int], list[int]]:
     """``(input_ids, loss_mask)`` for a conversation; mask 1 = a token the policy generated.
 
-    Masked in: every assistant turn's content and rendered tool calls, and its
-    end-of-turn token. Masked out: system, user and tool text, assistant headers and
-    the template's text between turns. Raises ``ValueError`` naming the turn when the
-    chat template is not prefix-consistent. ``template_kwargs`` go to the template
-    (e.g. ``{"enable_thinking": False}`` for Qwen3).
+    The ids the agent loop would have produced (token-in/token-out, see the module
+    docstring). Masked in: every assistant turn's text as generated (reasoning, content,
+    tool calls in ``tool_format``, default: the template's) and its end-of-turn token.
+    Masked out: prompts, tool results, headers and the template's text between turns.
+    ``template_kwargs`` go to the template (e.g. ``{"enable_thinking": False}`` for Qwen3).
     """
     input_ids: list[int] = []
     loss_mask: list[int] = []
-    for seg in trajectory_segments(tokenizer, messages, tools, template_kwargs):
+    for seg in trajectory_segments(tokenizer, messages, tools, template_kwargs, tool_format):
         ids = _encode(tokenizer, seg.text)
         input_ids.extend(ids)
         loss_mask.extend([int(seg.trainable)] * len(ids))
@@ -279,14 +323,14 @@ def tokenize_trajectory(tokenizer, messages: list[Message | dict], tools: list |
 
 
 def encode_prompt(tokenizer, messages: list[Message | dict], tools: list | None = None,
-                  template_kwargs: dict | None = None) -> list[int]:
+                  template_kwargs: dict | None = None, tool_format: str | None = None) -> list[int]:
     """Ids of the conversation so far plus the generation prompt: what the policy continues."""
-    msgs = _escape_messages(tokenizer, to_template_messages(messages))
+    msgs = _escape_messages(tokenizer, to_template_messages(messages, tool_format_for(tokenizer, tool_format)))
     return _encode(tokenizer, _render(tokenizer, msgs, tools, True, template_kwargs))
 
 
 def encode_continuation(tokenizer, new_messages: list[Message | dict], tools: list | None = None,
-                        template_kwargs: dict | None = None) -> list[int]:
+                        template_kwargs: dict | None = None, tool_format: str | None = None) -> list[int]:
     """Ids to append after a generated assistant turn that ended with its end-of-turn token.
 
     They cover the template's text after that token (e.g. ``"\\n"``), the new tool or
@@ -295,11 +339,20 @@ def encode_continuation(tokenizer, new_messages: list[Message | dict], tools: li
     without ``new_messages``: the assistant turn must close the same way in both, and
     the text the template puts after it must be where the new rendering continues.
     """
+    fmt = tool_format_for(tokenizer, tool_format)
+    return _encode(tokenizer, continuation_text(tokenizer, new_messages, tools, template_kwargs, fmt))
+
+
+def continuation_text(tokenizer, new_messages: list[Message | dict], tools: list | None,
+                      template_kwargs: dict | None, tool_format: str = "hermes",
+                      generation_prompt: bool = True) -> str:
+    """The text :func:`encode_continuation` encodes (``generation_prompt=False``: without
+    the next generation prompt, for a conversation that ends there)."""
     placeholder = [{"role": "user", "content": _PLACEHOLDER_QUESTION},
                    {"role": "assistant", "content": _PLACEHOLDER_ANSWER}]
-    new = _escape_messages(tokenizer, to_template_messages(new_messages))
+    new = _escape_messages(tokenizer, to_template_messages(new_messages, tool_format))
     base = _render(tokenizer, placeholder, tools, False, template_kwargs)
-    full = _render(tokenizer, placeholder + new, tools, True, template_kwargs)
+    full = _render(tokenizer, placeholder + new, tools, generation_prompt, template_kwargs)
     eot = _end_of_turn_strings(tokenizer)
     base_at, full_at = base.rfind(_PLACEHOLDER_ANSWER), full.rfind(_PLACEHOLDER_ANSWER)
     if base_at < 0 or full_at < 0:
@@ -319,12 +372,12 @@ def encode_continuation(tokenizer, new_messages: list[Message | dict], tools: li
             f"(alone: {closing + after!r}; followed by the new messages: "
             f"{(closing_new + after_new)[:len(closing + after) + 40]!r})"
         )
-    return _encode(tokenizer, after_new)
+    return after_new
 
 
 def find_retokenization_mismatches(tokenizer, messages: list[Message | dict], token_ids: list[int],
-                                   tools: list | None = None,
-                                   template_kwargs: dict | None = None) -> list[dict[str, Any]]:
+                                   tools: list | None = None, template_kwargs: dict | None = None,
+                                   tool_format: str | None = None) -> list[dict[str, Any]]:
     """Turns where kept ids differ from re-tokenising the conversation's text. Never raises.
 
     A policy can sample a non-canonical tokenisation (``"4"+"05"`` where the tokenizer
@@ -336,7 +389,7 @@ def find_retokenization_mismatches(tokenizer, messages: list[Message | dict], to
     the report says ``resynced: False`` and the walk stops.
     """
     try:
-        segments = trajectory_segments(tokenizer, messages, tools, template_kwargs)
+        segments = trajectory_segments(tokenizer, messages, tools, template_kwargs, tool_format)
     except Exception as e:  # noqa: BLE001 - a warning helper must not break the caller
         return [{"turn": None, "error": f"could not render the conversation: {e}"}]
     roles = [m.get("role") if isinstance(m, dict) else m.role for m in messages]

@@ -102,8 +102,21 @@ class Judge:
                 error = getattr(g, "error", None) or g.text or "backend error"
                 out.append(failed_judgment(str(error), self.model))
             else:
-                out.append(parse_judgment(g.text, g.finish_reason, model=self.model))
+                out.append(parse_judgment(reopen_think(g.text), g.finish_reason, model=self.model))
         return out
+
+
+def reopen_think(text: str | None) -> str | None:
+    """The verdict with its ``<think>`` opening restored when the chat template wrote it.
+
+    QwQ/DeepSeek-R1-style templates end the generation prompt with ``<think>\n``, so the
+    model's text starts inside the block (``analysis</think><critique>...``) and would
+    parse as ``missing_blocks``. Text that closes a think block it never opened gets
+    the opening back; anything else is unchanged.
+    """
+    if text and "</think>" in text and "<think>" not in text.split("</think>", 1)[0]:
+        return "<think>" + text
+    return text
 
 
 class LocalJudge(Judge):

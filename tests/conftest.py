@@ -30,3 +30,27 @@ def tiny_tokenizer(tiny_model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def family_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    """``family_model_dir("qwen2.5" | "qwen3" | "llama3.1") -> Path``: a tiny random model of the
+    family's architecture with its real tokenizer and published chat template.
+
+    Built once per family per session (a few seconds: the BPE merges come from the
+    150k-rank file). Skips with the install command when the registry package that ships
+    the vocabulary is absent. Read-only, like :func:`tiny_model_dir`.
+    """
+    from reagent.families import family_available, get_family
+    from reagent.tiny_model import make_tiny_model
+
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if not family_available(name):
+            pytest.skip(f"pip install --no-deps {get_family(name).package} (ships the {name} vocabulary)")
+        if name not in built:
+            built[name] = make_tiny_model(tmp_path_factory.mktemp(f"tiny_{name}"), seed=0, tokenizer=name)
+        return built[name]
+
+    return get

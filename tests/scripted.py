@@ -21,11 +21,17 @@ from reagent.generation.base import Generation, SamplingParams, TokenBackend
 
 
 class ScriptedBackend(TokenBackend):
-    """``script(prompt_text, turn) -> reply text``; turn counts assistant turns so far."""
+    """``script(prompt_text, turn) -> reply text``; turn counts assistant turns so far.
 
-    def __init__(self, tokenizer, script):
+    ``turn_marker`` (the assistant header) and ``end_token`` default to ChatML; pass
+    Llama 3's (``<|start_header_id|>assistant<|end_header_id|>``, ``<|eot_id|>``) for it.
+    """
+
+    def __init__(self, tokenizer, script, turn_marker: str = "<|im_start|>assistant",
+                 end_token: str = "<|im_end|>"):
         self.tokenizer = tokenizer
         self.script = script
+        self.turn_marker, self.end_token = turn_marker, end_token
         self.batch_sizes: list[int] = []
 
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
@@ -34,14 +40,14 @@ class ScriptedBackend(TokenBackend):
         for i, ids in enumerate(prompts):
             limit = params.for_row(i, len(prompts)).max_new_tokens
             text = self.tokenizer.decode(ids)
-            turn = text.count("<|im_start|>assistant") - 1
+            turn = text.count(self.turn_marker) - 1
             reply = self.script(text, turn)
             reply_ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"]
             if len(reply_ids) > limit:
                 out.append(Generation(text=self.tokenizer.decode(reply_ids[:limit]),
                                       token_ids=reply_ids[:limit], finish_reason="length"))
                 continue
-            ids_out = reply_ids + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+            ids_out = reply_ids + [self.tokenizer.convert_tokens_to_ids(self.end_token)]
             out.append(Generation(text=reply, token_ids=ids_out, finish_reason="stop"))
         return out
 
@@ -110,6 +116,9 @@ class ScriptedServer:
                     return
                 fields = {"content": out} if isinstance(out, str) else dict(out)
                 message = {"role": "assistant", "content": fields.get("content")}
+                for key in ("reasoning_content", "reasoning"):  # reasoning servers (split_reasoning)
+                    if key in fields:
+                        message[key] = fields[key]
                 if fields.get("tool_calls"):
                     message["tool_calls"] = fields["tool_calls"]
                 choice = {"index": 0, "finish_reason": fields.get("finish_reason", "stop"), "message": message}
@@ -136,3 +145,12 @@ class ScriptedServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def split_reasoning(text: str, field: str = "reasoning_content") -> dict:
+    """A reply as a reasoning server sends it: the ``<think>`` block's inside in ``field``
+    (``reasoning_content`` for vLLM/SGLang, ``reasoning`` for others), the rest in ``content``."""
+    head, sep, tail = text.partition("</think>")
+    if not sep:
+        return {"content": text}
+    return {field: head.split("<think>", 1)[-1], "content": tail}

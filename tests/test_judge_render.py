@@ -31,3 +31,19 @@ def test_elide_middle_bounds():
     assert elide_middle("short", 100) == "short"
     out = elide_middle("a" * 1000 + "b" * 1000, 200)
     assert len(out) <= 200 and out.startswith("a") and out.endswith("b")
+
+
+def test_reasoning_is_judged_and_cut_last_with_a_budget():
+    think = "<think>\n" + "step " * 400 + "\n</think>\n\n"
+    msgs = [Message(role="user", content="Q?"),
+            Message(role="assistant", content=think + "I will look.",
+                    extra={"generated_text": think + "I will look.\n<tool_call>\n{}\n</tool_call>"}),
+            Message(role="tool", content="x" * 3000),
+            Message(role="assistant", content=think + "\\boxed{7}")]
+    full = render_for_judge(msgs, max_chars=None)
+    assert full.count("step ") == 800 and "<tool_call>\n{}\n</tool_call>" in full  # as generated
+    # over budget: the tool result goes to its floor first, then the think blocks shrink
+    cut = render_for_judge(msgs, max_chars=2500, min_tool_chars=300, min_think_chars=500)
+    assert len(cut) <= 2600 and cut.count("<think>") == 2 and "characters elided" in cut
+    assert "I will look." in cut and "\\boxed{7}" in cut
+    assert cut.count("step ") < 800 and "step " in cut

@@ -194,7 +194,9 @@ def test_mismatch_detection_names_the_tampered_turns(tokenizers):
     assert len(extra) == 1 and extra[0]["position"] == len(ids)
 
 
-def test_template_that_rewrites_history_is_refused(tiny_model_dir):
+def test_template_that_rewrites_history_is_handled_token_in_token_out(tiny_model_dir):
+    # This pinned a refusal ("not prefix-consistent at turn 3"); the issue asks for such
+    # templates to be handled: ids are built as the loop builds them, thinking kept.
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     tok.chat_template = FORGETS_THINKING
     msgs = [
@@ -203,10 +205,14 @@ def test_template_that_rewrites_history_is_refused(tiny_model_dir):
         {"role": "user", "content": "result"},
         {"role": "assistant", "content": "done"},
     ]
-    with pytest.raises(ValueError, match=r"not prefix-consistent at turn 3 \(assistant\)"):
-        tokenize_trajectory(tok, msgs)
-    reports = find_retokenization_mismatches(tok, msgs, [1, 2, 3])  # never raises
-    assert reports[0]["turn"] is None and "prefix-consistent" in reports[0]["error"]
+    ids, mask = tokenize_trajectory(tok, msgs)
+    assert masked_text(tok, ids, mask, 1) == "<think>plan</think>call<|im_end|>done<|im_end|>"
+    assert tok.decode(ids) == ("<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
+                               "<think>plan</think>call<|im_end|>\n<|im_start|>user\nresult"
+                               "<|im_end|>\n<|im_start|>assistant\ndone<|im_end|>")
+    # the template itself would have dropped the old thinking: re-rendering is not what ran
+    assert "plan" not in tok.apply_chat_template(msgs, tokenize=False)
+    assert find_retokenization_mismatches(tok, msgs, ids) == []
     with pytest.raises(ValueError, match="needs a prompt first"):
         tokenize_trajectory(tok, msgs[1:])
 
@@ -228,3 +234,12 @@ def test_to_template_messages_parses_arguments_and_keeps_malformed_calls_as_text
                                   '{"account": "b"}}\n</tool_call>\n<tool_call>\n{"account": \n'
                                   "</tool_call>")
     assert msgs[2] == {"role": "tool", "content": "", "tool_call_id": "a"}
+
+
+def test_adjacent_assistant_turns_each_get_their_header(tokenizers):
+    tok = tokenizers["ours"]
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+            {"role": "assistant", "content": "b"}]
+    ids, mask = tokenize_trajectory(tok, msgs)
+    assert tok.decode(ids) + "\n" == tok.apply_chat_template(msgs, tokenize=False)
+    assert masked_text(tok, ids, mask, 1) == "a<|im_end|>b<|im_end|>"

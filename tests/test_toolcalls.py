@@ -1,4 +1,6 @@
-"""Parsing and rendering of Qwen/Hermes tool calls, malformed ones included."""
+"""Parsing and rendering of tool calls (Qwen/Hermes and Llama 3 JSON), malformed ones included."""
+
+import pytest
 
 from reagent.records import ToolCall
 from reagent.toolcalls import parse_tool_calls, render_tool_calls, strip_tool_calls
@@ -67,3 +69,39 @@ def test_tool_errors_become_text():
     assert "exploded" in run_tool_call(tools, ToolCall(id="4", name="echo", arguments='{"text": "boom"}'))
     assert "bad arguments" in run_tool_call(
         tools, ToolCall(id="5", name="echo", arguments='{"text": "a", "zzz": 1}'))
+
+
+def test_llama3_json_calls_parse_render_and_stay_data_when_malformed():
+    from reagent.toolcalls import assistant_text, split_assistant_text
+
+    text = '{"name": "lookup", "parameters": {"account": "A"}}'
+    content, (call,) = split_assistant_text(text, "llama3_json")
+    assert content == "" and call.name == "lookup" and call.parsed_arguments == {"account": "A"}
+    assert assistant_text(content, [call], "llama3_json") == text  # what Llama writes, exactly
+    (tagged,) = parse_tool_calls('<|python_tag|>{"name": "calc", "arguments": {"expr": "1+2"}}',
+                                 "llama3_json")
+    assert tagged.name == "calc" and tagged.error is None
+    (broken,) = parse_tool_calls('{"name": "lookup", "parameters": {"account": ', "llama3_json")
+    assert broken.error and broken.arguments.startswith('{"name"')
+    (nameless,) = parse_tool_calls('{"parameters": {}}', "llama3_json")
+    assert "name" in nameless.error
+    assert parse_tool_calls("The total is \\boxed{7}.", "llama3_json") == []
+    with pytest.raises(ValueError, match="one tool call per turn"):
+        assistant_text("", [call, call], "llama3_json")
+
+
+def test_tool_format_follows_the_template_unless_configured(tiny_tokenizer):
+    from reagent.families import family_template
+    from reagent.toolcalls import tool_format_for
+
+    class Tok:
+        def __init__(self, template):
+            self.chat_template = template
+
+    assert tool_format_for(Tok(family_template("llama3.1"))) == "llama3_json"
+    assert tool_format_for(Tok(family_template("qwen3"))) == "hermes"
+    assert tool_format_for(Tok(family_template("qwen2.5"))) == "hermes"
+    assert tool_format_for(tiny_tokenizer) == "hermes" and tool_format_for(None) == "hermes"
+    assert tool_format_for(Tok(family_template("qwen3")), "llama3_json") == "llama3_json"
+    with pytest.raises(ValueError, match="tool_format must be auto or one of hermes, llama3_json"):
+        tool_format_for(None, "xml")

@@ -28,6 +28,8 @@ class DemosConfig:
                                "time), its critique and a clean revision (for Reagent-C/U)")
     env_seed: int = cfg(0, help="seed of the toy task generator")
     seed: int = cfg(0, help="seed of the flaw draw")
+    one_call_per_turn: bool = cfg(False, help="one tool call per assistant turn (Llama 3.1's "
+                                  "template allows no more); default: a step's calls share a turn")
 
     def __post_init__(self):
         for name in ("flaw_rate", "revision_rate"):
@@ -43,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
     c = load_config(DemosConfig, args)
     env = ToyEnv(seed=c.env_seed)
     trajs = demonstrations(env, env.tasks(c.split, c.limit), flaw_rate=c.flaw_rate, seed=c.seed,
-                           revision_rate=c.revision_rate)
+                           revision_rate=c.revision_rate, one_call_per_turn=c.one_call_per_turn)
     made_by = {"command": "demos", "config_hash": config_hash(c)}
     for t in trajs:
         t.extra["made_by"] = made_by

@@ -71,6 +71,10 @@ class RolloutConfig:
     judge_served_model: str | None = cfg(None, help="--critique: judge model name at the endpoint")
     judge_max_new_tokens: int = cfg(1024, help="--critique: token limit of one verdict")
     judge_device: str = cfg("auto", help="--critique: local judge device")
+    chat_template_kwargs: dict = cfg({}, help="passed to the chat template on every render, e.g. "
+                                     '{"enable_thinking": false} for Qwen3')
+    tool_format: str = cfg("auto", help="tool-call format: auto (from the chat template) | hermes "
+                           "| llama3_json")
 
     def __post_init__(self):
         if (self.model is None) == (self.base_url is None):
@@ -90,7 +94,9 @@ class RolloutConfig:
     def agent_config(self) -> AgentConfig:
         return AgentConfig(max_turns=self.max_turns, max_tokens=self.max_tokens,
                            max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                           top_p=self.top_p, top_k=self.top_k, seed=self.seed)
+                           top_p=self.top_p, top_k=self.top_k, seed=self.seed,
+                           chat_template_kwargs=self.chat_template_kwargs,
+                           tool_format=self.tool_format)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +108,10 @@ def make_rollout_backend(c: RolloutConfig):
 
     kind = c.backend or ("openai" if c.base_url else "hf")
     if kind == "openai":
-        return make_backend("openai", model=c.served_model, base_url=c.base_url, concurrency=c.concurrency)
+        # vLLM and SGLang servers pass a request's chat_template_kwargs to the template
+        extra = {"chat_template_kwargs": dict(c.chat_template_kwargs)} if c.chat_template_kwargs else None
+        return make_backend("openai", model=c.served_model, base_url=c.base_url, concurrency=c.concurrency,
+                            extra_body=extra)
     return make_backend(kind, model=c.model, device=c.device)
 
 

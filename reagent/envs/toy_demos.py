@@ -10,6 +10,10 @@ Revision demonstrations show the critique-then-revise turn (Reagent-C, and Reage
 revised rollouts): a first attempt, the rules teacher's critique of it injected the
 way :func:`reagent.critique.revision_messages` does at inference, then a clean
 attempt. A policy that never saw that context answers it with noise.
+
+``one_call_per_turn`` writes every call as its own assistant turn (each followed by its
+result), for families whose template allows one call per turn (Llama 3.1's JSON calls,
+:func:`reagent.toolcalls.one_call_per_turn`); the default puts a step's calls in one turn.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ FLAWS = {
 class _Episode:
     """Builds messages turn by turn, running the real tools for the results."""
 
-    def __init__(self, env: ToyEnv, task: Task, messages: list[Message] | None = None):
+    def __init__(self, env: ToyEnv, task: Task, messages: list[Message] | None = None,
+                 one_call_per_turn: bool = False):
         self.env, self.task = env, task
+        self.one_call_per_turn = one_call_per_turn
         self.tools = env.tools_for(task)
         self.messages = messages if messages is not None else initial_messages(env, task)
         self.n_calls = sum(len(m.tool_calls or []) for m in self.messages)  # ids stay unique
@@ -50,10 +56,14 @@ class _Episode:
         for name, args in calls:
             tcs.append(ToolCall(id=f"call_{self.n_calls}", name=name, arguments=json.dumps(args)))
             self.n_calls += 1
-        self.messages.append(Message(role="assistant", content="", tool_calls=tcs))
-        results = [run_tool_call(self.tools, tc) for tc in tcs]
-        for tc, result in zip(tcs, results):
-            self.messages.append(Message(role="tool", content=result, tool_call_id=tc.id, name=tc.name))
+        turns = [[tc] for tc in tcs] if self.one_call_per_turn else [tcs]
+        results = []
+        for turn in turns:
+            self.messages.append(Message(role="assistant", content="", tool_calls=turn))
+            for tc in turn:
+                result = run_tool_call(self.tools, tc)
+                results.append(result)
+                self.messages.append(Message(role="tool", content=result, tool_call_id=tc.id, name=tc.name))
         return results
 
     def lookup(self, *accounts: str) -> list[int]:
@@ -74,11 +84,11 @@ def _expression(kind: str, values: list[int]) -> str:
 
 
 def demonstrate(env: ToyEnv, task: Task, flaw: str | None, rng: random.Random,
-                messages: list[Message] | None = None) -> Trajectory:
+                messages: list[Message] | None = None, one_call_per_turn: bool = False) -> Trajectory:
     """One episode on ``task`` with the given flaw (None: a clean, correct episode),
     continuing ``messages`` when given (a revision context)."""
     kind, asked, ledger = task.meta["kind"], list(task.meta["asked"]), task.meta["ledger"]
-    ep = _Episode(env, task, messages)
+    ep = _Episode(env, task, messages, one_call_per_turn)
     if flaw == "guess":
         return _tag(ep.answer(rng.randint(2, 150)), flaw)
     others = [a for a in ledger if a not in asked]
@@ -109,15 +119,18 @@ def _tag(traj: Trajectory, flaw: str | None) -> Trajectory:
     return traj
 
 
-def revision_demo(env: ToyEnv, task: Task, rng: random.Random) -> Trajectory:
+def revision_demo(env: ToyEnv, task: Task, rng: random.Random,
+                  one_call_per_turn: bool = False) -> Trajectory:
     """A first attempt, the rules teacher's critique of it, then a clean attempt.
 
     Half the first attempts are clean and critiqued "No flaws found.": at inference
     the judge often says so, and the policy should then solve the task the same way
     again, not read any critique as a cue to change its answer."""
-    first = demonstrate(env, task, _draw_flaw(task, rng) if rng.random() < 0.5 else None, rng)
+    first = demonstrate(env, task, _draw_flaw(task, rng) if rng.random() < 0.5 else None, rng,
+                        one_call_per_turn=one_call_per_turn)
     critique = rules_judgment(task, first).critique
-    second = demonstrate(env, task, None, rng, messages=revision_messages(first, critique))
+    second = demonstrate(env, task, None, rng, messages=revision_messages(first, critique),
+                         one_call_per_turn=one_call_per_turn)
     second.extra["demo_flaw"] = "revision"
     return second
 
@@ -133,17 +146,17 @@ def _draw_flaw(task: Task, rng: random.Random) -> str:
 
 
 def demonstrations(env: ToyEnv, tasks: list[Task], flaw_rate: float = 0.4, seed: int = 0,
-                   revision_rate: float = 0.0) -> list[Trajectory]:
+                   revision_rate: float = 0.0, one_call_per_turn: bool = False) -> list[Trajectory]:
     """One episode per task: a ``revision_rate`` fraction are revision demonstrations; of
     the rest, a ``flaw_rate`` fraction carry one flaw, drawn uniformly."""
     rng = random.Random(seed)
     out = []
     for task in tasks:
         if revision_rate and rng.random() < revision_rate:
-            traj = revision_demo(env, task, rng)
+            traj = revision_demo(env, task, rng, one_call_per_turn)
         else:
             flaw = _draw_flaw(task, rng) if rng.random() < flaw_rate else None
-            traj = demonstrate(env, task, flaw, rng)
+            traj = demonstrate(env, task, flaw, rng, one_call_per_turn=one_call_per_turn)
         traj.id = f"demo-{task.id}"
         out.append(traj)
     return out

@@ -24,6 +24,12 @@ text ends just before the stop string. Tool calls the server returns in
 ``message.tool_calls`` are rendered into the text in the Hermes ``<tool_call>``
 format that :func:`reagent.toolcalls.parse_tool_calls` reads, so the agent loop parses
 both backends' output the same way.
+
+Reasoning servers (vLLM/SGLang with a reasoning parser, hosted reasoning APIs) move the
+``<think>`` block out of ``content`` into ``reasoning_content`` (or ``reasoning``). The
+text is rebuilt as ``<think>{reasoning}</think>{content}``, what the model generated, so
+a judge's analysis, a teacher's verdict and a policy's thinking reach their parsers
+whole. A ``content`` that already holds a ``<think>`` block is left as it is.
 """
 
 from __future__ import annotations
@@ -196,7 +202,7 @@ def _to_generation(response: Any, stops: list[str]) -> Generation:
                           f"{str(response)[:500]}")
     choice = choices[0]
     message = choice.message
-    text = message.content or ""
+    text = with_reasoning(message.content or "", reasoning_of(message))
     stop_reason = getattr(choice, "stop_reason", None)  # vLLM: the stop string that matched
     if isinstance(stop_reason, str) and stop_reason in stops and not text.endswith(stop_reason):
         text += stop_reason
@@ -206,3 +212,23 @@ def _to_generation(response: Any, stops: list[str]) -> Generation:
         text = f"{text}\n{rendered}" if text else rendered
     reason = "length" if choice.finish_reason == "length" else "stop"
     return Generation(text=text, finish_reason=reason)
+
+
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+def reasoning_of(message: Any) -> str:
+    """The reasoning a server split off the message (``reasoning_content`` or ``reasoning``), or ""."""
+    extra = getattr(message, "model_extra", None) or {}
+    for name in REASONING_FIELDS:
+        value = getattr(message, name, None) or extra.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def with_reasoning(content: str, reasoning: str) -> str:
+    """``<think>reasoning</think>content``: the text the model wrote before the server split it."""
+    if not reasoning or "<think>" in content:
+        return content
+    return f"<think>{reasoning}</think>{content}"

@@ -71,6 +71,10 @@ class TrainConfig:
     max_new_tokens: int = cfg(128, help="tokens per assistant turn")
     temperature: float = cfg(1.0, help="rollout sampling temperature")
     top_p: float = cfg(1.0, help="rollout nucleus mass")
+    chat_template_kwargs: dict = cfg({}, help="passed to the chat template on every render, e.g. "
+                                     '{"enable_thinking": false} for Qwen3 (JSON on the command line)')
+    tool_format: str = cfg("auto", help="tool-call format: auto (from the chat template) | hermes "
+                           "(<tool_call> blocks, Qwen) | llama3_json (one JSON call per turn)")
     rollout_backend: str = cfg("hf", help="hf | vllm (GPU; weights synced after every update)")
     truncated: str = cfg("keep", help="truncated episodes: keep | mask (no loss) | penalise")
     truncation_penalty: float = cfg(0.0, help="reward given to truncated episodes under truncated=penalise")

@@ -25,7 +25,7 @@ import torch
 from reagent.config import cfg, config_hash, save_config
 from reagent.jsonl import load_records
 from reagent.records import Trajectory
-from reagent.tokenization import tokenize_trajectory
+from reagent.tokenization import pad_token_id, tokenize_trajectory
 from reagent.train.data import LengthGroupedBatches, epoch_batches, masked_lm_loss, pad_collate, split_by_group
 from reagent.train.runtime import (
     MetricsLogger,
@@ -57,6 +57,10 @@ class SFTConfig:
     save_every: int = cfg(0, help="checkpoint every N steps (0: only at the end)")
     keep_checkpoints: int = cfg(1, help="complete checkpoints kept")
     seed: int = cfg(0, help="seed of the split, batches and initialisation")
+    chat_template_kwargs: dict = cfg({}, help="passed to the chat template, as in `reagent train` "
+                                     '(e.g. {"enable_thinking": false} for Qwen3)')
+    tool_format: str = cfg("auto", help="how demonstrations write tool calls: auto (from the "
+                           "chat template) | hermes | llama3_json")
     resume: bool = cfg(False, help="continue from the last complete checkpoint in out")
 
     def __post_init__(self):
@@ -67,10 +71,12 @@ class SFTConfig:
             raise ValueError(f"sft needs {', '.join('--' + k for k in missing)}")
 
 
-def encode(tokenizer, trajs: list[Trajectory], max_len: int) -> tuple[list[tuple[list, list]], int]:
+def encode(tokenizer, trajs: list[Trajectory], max_len: int, template_kwargs: dict | None = None,
+           tool_format: str | None = None) -> tuple[list[tuple[list, list]], int]:
     out, dropped = [], 0
     for t in trajs:
-        ids, mask = tokenize_trajectory(tokenizer, t.messages)
+        ids, mask = tokenize_trajectory(tokenizer, t.messages, template_kwargs=template_kwargs,
+                                        tool_format=tool_format)
         if len(ids) > max_len or not any(mask):
             dropped += 1
             continue
@@ -135,15 +141,15 @@ def train(c: SFTConfig) -> dict:
         trajs = [t for t in trajs if (t.outcome or 0.0) >= 1.0]
     train_tr, val_tr = split_by_group(trajs, lambda t: t.task_id, c.val_fraction, c.seed)
     tokenizer = AutoTokenizer.from_pretrained(c.model)
-    train_set, dropped = encode(tokenizer, train_tr, c.max_seq_len)
-    val_set, _ = encode(tokenizer, val_tr, c.max_seq_len)
+    train_set, dropped = encode(tokenizer, train_tr, c.max_seq_len, c.chat_template_kwargs, c.tool_format)
+    val_set, _ = encode(tokenizer, val_tr, c.max_seq_len, c.chat_template_kwargs, c.tool_format)
     if not train_set:
         raise ValueError(f"{c.data}: no trajectory fits max_seq_len={c.max_seq_len} with a policy token")
     model = AutoModelForCausalLM.from_pretrained(c.model, dtype=torch.float32)
     optimizer = base_optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     sampler = LengthGroupedBatches([len(x[0]) for x in train_set], c.batch_size, c.seed)
     loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler,
-                                         collate_fn=pad_collate(tokenizer.pad_token_id))
+                                         collate_fn=pad_collate(pad_token_id(tokenizer)))
     plugin = getattr(acc.state, "deepspeed_plugin", None)
     if plugin is not None:  # DeepSpeed cannot read the micro-batch size off a batch sampler
         plugin.deepspeed_config.update(gradient_accumulation_steps=c.grad_accum,
@@ -154,7 +160,7 @@ def train(c: SFTConfig) -> dict:
     # stepped by hand once per optimizer step; its state goes in trainer_state.json
     scheduler = (get_cosine_schedule_with_warmup(base_optimizer, warmup, c.max_steps) if c.schedule == "cosine"
                  else get_constant_schedule_with_warmup(base_optimizer, warmup))
-    val_loader = [{k: v.to(acc.device) for k, v in pad_collate(tokenizer.pad_token_id)(val_set[i:i + c.batch_size]).items()}
+    val_loader = [{k: v.to(acc.device) for k, v in pad_collate(pad_token_id(tokenizer))(val_set[i:i + c.batch_size]).items()}
                   for i in range(0, len(val_set), c.batch_size)]
     step, epoch, skip = 0, 0, 0
     bar = tqdm(total=c.max_steps, initial=0, desc="sft", unit="step", disable=not ranks.main)

@@ -45,6 +45,7 @@ from reagent.records import Trajectory
 from reagent.train import runtime
 from reagent.train.algos import clipped_policy_loss, kl_k3, token_logprobs, token_mean
 from reagent.train.batch import Batch, assign_rewards, collate, padding_batch, select_and_advantage
+from reagent.tokenization import pad_token_id
 from reagent.train.config import TrainConfig
 from reagent.train.setup import build_env_and_tasks, build_judge, build_models
 from rrm.metrics import pearson
@@ -72,7 +73,8 @@ class GRPOTrainer:
         self.loop = AgentLoop(self.backend, self.env, AgentConfig(
             max_turns=config.max_turns, max_tokens=config.max_tokens, max_new_tokens=config.max_new_tokens,
             temperature=config.temperature, top_p=config.top_p,
-            seed=config.seed * 7919 + self.rank), policy_name=config.model)
+            seed=config.seed * 7919 + self.rank, chat_template_kwargs=config.chat_template_kwargs,
+            tool_format=config.tool_format), policy_name=config.model)
         self.judge, self.judge_counter = build_judge(config)
         self.step, self.data_epoch, self.data_index = 0, 0, 0
         self._order = self._permutation(0)
@@ -208,7 +210,7 @@ class GRPOTrainer:
         so every rank runs the same number of forwards and backwards (ZeRO-3, DDP)."""
         size = self.c.micro_batch_size
         own = [] if batch is None else [batch.slice(i, i + size) for i in range(0, len(batch), size)]
-        return own + [padding_batch(self.tokenizer.pad_token_id) for _ in range(n - len(own))]
+        return own + [padding_batch(pad_token_id(self.tokenizer)) for _ in range(n - len(own))]
 
     @torch.no_grad()
     def _fill_old_logprobs(self, micro: list[Batch]) -> None:
@@ -226,7 +228,7 @@ class GRPOTrainer:
         with fewer, or with nothing left after dropping degenerate groups, pads with
         zero-weight micro-batches; only when no rank has anything is the update skipped.
         """
-        batch = collate(kept, adv, self.tokenizer.pad_token_id) if kept else None
+        batch = collate(kept, adv, pad_token_id(self.tokenizer)) if kept else None
         own = math.ceil(len(kept) / self.c.micro_batch_size)
         n_micro = self.ranks.max_int(own)
         if n_micro == 0:

@@ -124,3 +124,19 @@ def test_judge_example_trajectory_forms_render_the_same():
     assert judge_user_message(as_list) == judge_user_message(as_dict) == text
     rendered = JudgeExample(question=TRAJ.question, trajectory=text, score=1.0)
     assert judge_user_message(rendered) == text
+
+
+def test_verdict_that_starts_inside_an_open_think_block_is_scored():
+    # A QwQ-style template ends the generation prompt with "<think>\n": the judge's text
+    # starts inside the block. It parsed as missing_blocks with no score before.
+    inside = "\nthe agent guessed\n</think>\n<critique>\n- look it up\n</critique>\n<score>0.25</score>"
+
+    def generate(convs, params):
+        return [Generation(text=inside, token_ids=[], finish_reason="stop") for _ in convs]
+
+    (j,) = Judge(generate, "qwq-style").score(["Question: q\nTrajectory: t"])
+    assert (j.status, j.score, j.analysis.strip()) == ("ok", 0.25, "the agent guessed")
+    whole = format_judgment("a", "- b", 0.5)
+    (k,) = Judge(lambda c, p: [Generation(text=whole, token_ids=[], finish_reason="stop")],
+                 "plain").score(["x"])
+    assert (k.status, k.score) == ("ok", 0.5)  # an already opened block is left alone
