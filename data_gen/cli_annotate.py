@@ -128,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
                               concurrency=c.concurrency, timeout=c.timeout_s,
                               max_retries=c.max_retries, backoff_s=c.backoff_s,
                               max_new_tokens=c.max_new_tokens, max_chars=c.max_chars)
-        except openai.OpenAIError as e:  # no --model and /v1/models cannot be read
+        except (openai.OpenAIError, ValueError) as e:  # no --model; /v1/models unreadable
             raise ValueError(f"cannot ask {c.base_url} for its model ({type(e).__name__}: {e}); "
                              "check --base-url or pass --model") from None
         teacher, model = http_teacher(judge), judge.model

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reagent.jsonl import BadJSON, iter_json_lines, non_finite_path, parse_json_line, read_records
 from reagent.jsonl import SkipReport as _JsonlSkips
-from reagent.jsonl import read_records
 from reagent.records import FieldError, Message, ToolCall, Trajectory
 from reagent.rewards.short_answer import normalize_answer
 from reagent.toolcalls import parse_tool_calls, strip_tool_calls
@@ -61,6 +61,8 @@ OUTCOME_FIELDS = ("outcome", "reward", "success", "is_correct", "correct")
 REFERENCE_FIELDS = ("reference", "ground_truth", "gt", "gold", "golden_answers", "reference_answer")
 TASK_ID_FIELDS = ("task_id", "question_id", "qid")
 MESSAGES_FIELDS = ("messages", "traj")
+DROPPED_RESULT = "tool results with no matching call: dropped"
+MAX_REASON = 300  # characters of a skip reason kept; a reason may quote a huge value
 
 _RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.DOTALL)
 SHAREGPT_ROLES = {
@@ -81,6 +83,10 @@ class Skipped:
 
     where: str
     reason: str
+
+    def __post_init__(self):
+        if len(self.reason) > MAX_REASON:
+            self.reason = self.reason[:MAX_REASON] + f"... ({len(self.reason) - MAX_REASON} more)"
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
@@ -118,9 +124,13 @@ def iter_source(path: str | os.PathLike) -> Iterator[tuple[str, str | None, Any]
     """Yield ``(where, key, object)`` per record; ``object`` is a MappingError for bad JSON."""
     path = Path(path)
     if path.suffix == ".json":
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+            data = parse_json_line(text)
+        except BadJSON as e:
+            if text.lstrip()[:1] in ("[", "{") and "\n" not in text.strip():
+                yield str(path), None, MappingError(str(e))  # one record, broken
+                return
             data = None  # a .json file that is really JSONL
         if isinstance(data, list):
             for i, obj in enumerate(data):
@@ -133,15 +143,11 @@ def iter_source(path: str | os.PathLike) -> Iterator[tuple[str, str | None, Any]
             for key, obj in data.items():
                 yield f"{path}[{key!r}]", str(key), obj
             return
-    with open(path, encoding="utf-8") as f:
-        for lineno, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield f"{path}:{lineno}", None, json.loads(text)
-            except json.JSONDecodeError as e:
-                yield f"{path}:{lineno}", None, MappingError(
-                    f"malformed JSON: {e.msg} at column {e.colno}")
+    for lineno, text in iter_json_lines(path):
+        try:
+            yield f"{path}:{lineno}", None, parse_json_line(text)
+        except BadJSON as e:
+            yield f"{path}:{lineno}", None, MappingError(str(e))
 
 
 def load_traces(path: str | os.PathLike, fmt: str = "trajectory", outcome_field: str | None = None,
@@ -166,6 +172,11 @@ def load_traces(path: str | os.PathLike, fmt: str = "trajectory", outcome_field:
     if fmt == "trajectory":
         skips = _JsonlSkips()
         for traj in read_records(path, Trajectory, skip_bad=True, report=skips):
+            bad = non_finite_path(traj.to_dict())
+            if bad is not None:
+                report.skipped.append(Skipped(f"{path} (id {traj.id!r})"[:300],
+                                              f"field {bad!r}: NaN/Infinity is not a JSON number"))
+                continue
             keep(traj, str(path))
         report.read += skips.read + skips.skipped
         report.skipped += [Skipped(f"{e.path}:{e.line}", e.reason) for e in skips.errors]
@@ -176,6 +187,9 @@ def load_traces(path: str | os.PathLike, fmt: str = "trajectory", outcome_field:
             try:
                 if isinstance(obj, MappingError):
                     raise obj
+                bad = non_finite_path(obj)
+                if bad is not None:
+                    raise MappingError(f"field {bad!r}: NaN/Infinity is not a JSON number")
                 traj, notes = mapper(obj, key, outcome_field)
             except MappingError as e:
                 report.skipped.append(Skipped(where, str(e)))
@@ -203,7 +217,7 @@ def _outcome(obj: dict, outcome_field: str | None) -> tuple[float | None, str]:
         value = value.strip().lower() == "true"
     if isinstance(value, bool):
         return float(value), f"outcome <- {name!r} (bool: true=1.0, false=0.0)"
-    if isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0:
+    if isinstance(value, (int, float)) and 0.0 <= value <= 1.0 and math.isfinite(value):
         return float(value), f"outcome <- {name!r} (number in [0, 1])"
     raise MappingError(f"field {name!r}: cannot read {value!r} as an outcome (a boolean or a "
                        "number in [0, 1]); choose another field with --outcome-field")
@@ -318,6 +332,8 @@ def map_openai(obj: Any, key: str | None = None,
         raise MappingError("no 'messages' list")
     messages: list[Message] = []
     legacy_call: str | None = None  # id of the last legacy function_call
+    unanswered: list[str] = []  # ids of the last assistant turn's calls still without a result
+    dropped = 0
     for i, m in enumerate(obj[name]):
         where = f"{name}[{i}]"
         if not isinstance(m, dict):
@@ -330,6 +346,8 @@ def map_openai(obj: Any, key: str | None = None,
             calls = None
             try:
                 if m.get("tool_calls"):
+                    if not isinstance(m["tool_calls"], list):
+                        raise MappingError(f"{where}.tool_calls: expected a list")
                     calls = [ToolCall.from_dict(c, f"{where}.tool_calls[{j}].")
                              for j, c in enumerate(m["tool_calls"])]
                 elif isinstance(m.get("function_call"), dict):
@@ -339,10 +357,18 @@ def map_openai(obj: Any, key: str | None = None,
             except FieldError as e:
                 raise MappingError(str(e)) from None
             messages.append(_assistant(content, calls, _n_calls(messages)))
+            unanswered = [tc.id for tc in messages[-1].tool_calls or []]
         elif role == "tool":
             call_id = m.get("tool_call_id")
-            messages.append(Message(role="tool", content=content,
-                                    tool_call_id=call_id if isinstance(call_id, str) else None,
+            call_id = call_id if isinstance(call_id, str) else None
+            if call_id in unanswered:
+                unanswered.remove(call_id)
+            elif call_id is None and unanswered:
+                unanswered.pop(0)  # an id-less result answers the oldest open call
+            else:
+                dropped += 1  # a result no call asked for: nothing to pair it with
+                continue
+            messages.append(Message(role="tool", content=content, tool_call_id=call_id,
                                     name=m.get("name") if isinstance(m.get("name"), str) else None))
         elif role == "function":
             if legacy_call is None:
@@ -355,6 +381,7 @@ def map_openai(obj: Any, key: str | None = None,
                                "(system, developer, user, assistant, tool, function)")
     traj, notes = _finish(obj, key, messages, obj[name], {name}, outcome_field)
     notes.append(f"messages <- {name!r}")
+    notes += [DROPPED_RESULT] * dropped
     return traj, notes
 
 
@@ -394,7 +421,7 @@ def map_sharegpt(obj: Any, key: str | None = None,
             raise MappingError(f"{where}: expected an object")
         role_from = turn.get("from", turn.get("role"))
         value = turn.get("value", turn.get("content"))
-        if role_from not in SHAREGPT_ROLES:
+        if not isinstance(role_from, str) or role_from not in SHAREGPT_ROLES:
             raise MappingError(f"{where}.from: {role_from!r} is not one of "
                                f"{', '.join(sorted(SHAREGPT_ROLES))}")
         if not isinstance(value, str):

@@ -42,7 +42,9 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -50,7 +52,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from reagent.jsonl import RecordError
+from reagent.jsonl import BadJSON, RecordError, non_finite_path, parse_json_line
 from reagent.records import Task
 from reagent.rewards.math import gsm8k_reference
 
@@ -66,15 +68,17 @@ QA_TOOLS = ("search",)
 WEB_TOOLS = ("search", "browse", "python", "file_reader")
 
 TWOWIKI_CORPUS = "2wikimultihopqa/2wiki_hipporag_corpus_6119_passages.json"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # ---------------------------------------------------------------- reading files
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    # Undecodable bytes come through as lone surrogates and are reported per record.
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape", newline="")
+    return open(path, encoding="utf-8", errors="surrogateescape", newline="")
 
 
 def _format(path: Path) -> str:
@@ -95,17 +99,25 @@ def iter_raw_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         if fmt == "csv":
             reader = csv.DictReader(f)
             start = 2
-            for row in reader:
-                yield start, row
-                start = reader.line_num + 1
+            try:
+                for row in reader:
+                    bad = next((v for v in row.values() if isinstance(v, str)
+                                and _SURROGATE.search(v)), None)
+                    if bad is not None:
+                        raise RecordError(path, start, "invalid UTF-8 byte in a field")
+                    yield start, row
+                    start = reader.line_num + 1
+            except csv.Error as e:
+                raise RecordError(path, reader.line_num, f"malformed CSV: {e}") from None
             return
         if fmt == "json":
             text = f.read()
             if text.lstrip().startswith("["):
                 try:
-                    data = json.loads(text)
-                except json.JSONDecodeError as e:
-                    raise RecordError(path, e.lineno, f"malformed JSON: {e.msg}") from None
+                    data = parse_json_line(text)
+                except BadJSON as e:
+                    line = _line_of(text, e)
+                    raise RecordError(path, line, str(e)) from None
                 for i, rec in enumerate(data):
                     yield i + 1, _object(path, i + 1, rec)
                 return
@@ -116,25 +128,40 @@ def iter_raw_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not text.strip():
                 continue
             try:
-                rec = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise RecordError(
-                    path, lineno, f"malformed JSON: {e.msg} at column {e.colno}"
-                ) from None
+                rec = parse_json_line(text)
+            except BadJSON as e:
+                raise RecordError(path, lineno, str(e)) from None
             yield lineno, _object(path, lineno, rec)
+
+
+def _line_of(text: str, error: BadJSON) -> int:
+    """The line of a whole-file JSON error: where the parser stopped, else line 1."""
+    cause = error.__context__
+    if isinstance(cause, json.JSONDecodeError):
+        return cause.lineno
+    m = _SURROGATE.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else 1
 
 
 def _object(path: Path, line: int, rec: Any) -> dict:
     if not isinstance(rec, dict):
         raise RecordError(path, line, f"expected a JSON object, got {type(rec).__name__}")
+    bad = non_finite_path(rec)
+    if bad is not None:
+        raise RecordError(path, line, f"field {bad!r}: NaN/Infinity is not a JSON number",
+                          field=bad)
     return rec
 
 
 class _Row:
     """One source record with its location, for field access that reports errors properly."""
 
-    def __init__(self, path: Path, line: int, data: dict, seen: dict | None = None):
+    def __init__(self, path: Path, line: int, data: dict, seen: dict | None = None,
+                 ids: dict[str, int] | None = None):
         self.path, self.line, self.data = path, line, data
+        # Task id -> line of the file's records so far, shared by its rows: a repeated id is
+        # an error, since results are keyed by id and one would silently replace the other.
+        self.ids = ids if ids is not None else {}
         self.used: set[str] = set()
         # Which of several accepted names this file uses, learnt from earlier records, so a
         # missing field is reported under the name the file's other records use.
@@ -158,6 +185,8 @@ class _Row:
         """A required, non-empty string field (numbers are accepted and converted)."""
         name = self._find(names)
         value = self.data[name]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(name, f"expected a string, got the number {value}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
@@ -193,8 +222,9 @@ class _Row:
 
 def _rows(path: Path) -> Iterator[_Row]:
     seen: dict = {}
+    ids: dict[str, int] = {}
     for line, rec in iter_raw_records(path):
-        yield _Row(path, line, rec, seen)
+        yield _Row(path, line, rec, seen, ids)
 
 
 # ---------------------------------------------------------------- the registry
@@ -225,11 +255,16 @@ def _task(
     meta: dict | None = None,
     files: list[str] | None = None,
 ) -> Task:
+    task_id = f"{spec.name}-{source_id}"
+    if task_id in row.ids:
+        raise RecordError(row.path, row.line, f"duplicate task id {task_id!r} (first at line "
+                          f"{row.ids[task_id]})"[:300])
+    row.ids[task_id] = row.line
     full_meta = {"source_id": str(source_id), "checker": spec.checker}
     full_meta.update(row.rest())
     full_meta.update(meta or {})
     return Task(
-        id=f"{spec.name}-{source_id}",
+        id=task_id,
         question=question,
         answer=answer,
         source=spec.name,
@@ -279,8 +314,8 @@ def load_aime(path: Path, spec: BenchmarkSpec, year: int | None = None) -> Itera
             try:
                 if int(row_year) != year:
                     continue
-            except (TypeError, ValueError):
-                raise row.error("year", f"expected a year, got {row_year!r}") from None
+            except (TypeError, ValueError, OverflowError):
+                raise row.error("year", f"expected a year, got {row_year!r}"[:200]) from None
         question = row.text("problem", "question")
         row.used.update({"problem", "question"})  # the Qwen copy repeats the problem as question
         yield _task(spec, row, _source_id(row, i, "id"), question, row.text("answer"))
@@ -304,9 +339,13 @@ def load_gaia(
         answer = row.text("Final answer", "answer")
         source_id = _source_id(row, i, "task_id")
         file_name = row.optional("file_name") or ""
+        if not isinstance(file_name, str):
+            raise row.error("file_name", f"expected a string, got {type(file_name).__name__}")
         files: list[str] = []
         if file_name and files_dir is not None:
             file = Path(files_dir) / file_name
+            if not file.resolve().is_relative_to(Path(files_dir).resolve()):
+                raise row.error("file_name", f"{file_name[:200]!r} leaves files_dir")
             if not file.is_file():
                 raise FileNotFoundError(
                     f"{path}:{row.line}: attachment {file_name!r} of GAIA task {source_id} "
@@ -404,7 +443,9 @@ def load_hotpotqa_raw(path: Path, spec: BenchmarkSpec) -> Iterator[Task]:
         ):
             raise row.error("context", "expected [[title, [sentences]], ...]")
         contexts = [{"title": str(t), "text": "".join(map(str, s))} for t, s in context]
-        gold_titles = {f[0] for f in row.data.get("supporting_facts", []) if f}
+        facts = row.data.get("supporting_facts")
+        gold_titles = {f[0] for f in facts if isinstance(f, list) and f and isinstance(f[0], str)
+                       } if isinstance(facts, list) else set()
         supporting = [j for j, c in enumerate(contexts) if c["title"] in gold_titles]
         meta = {"contexts": contexts, "supporting_contexts": supporting}
         yield _task(spec, row, _source_id(row, i, "_id"), question, answer, meta)
@@ -421,10 +462,11 @@ def _ircot_answers(row: _Row) -> list[str]:
     for obj in value if isinstance(value, list) else []:
         if not isinstance(obj, dict):
             continue
-        answers += [str(s) for s in obj.get("spans") or [] if str(s).strip()]
+        spans = obj.get("spans") or []
+        answers += [str(s) for s in spans if str(s).strip()] if isinstance(spans, list) else []
         if str(obj.get("number") or "").strip():
             answers.append(str(obj["number"]))
-        date = obj.get("date") or {}
+        date = obj.get("date") if isinstance(obj.get("date"), dict) else {}
         parts = [str(date.get(k) or "").strip() for k in ("day", "month", "year")]
         if any(parts):
             answers.append(" ".join(p for p in parts if p))

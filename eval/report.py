@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.metrics import mean_and_stderr, pass_at_k
-from reagent.jsonl import iter_json_lines
+from reagent.jsonl import BadJSON, iter_json_lines, parse_json_line
 
 RECORDS = "records.jsonl"
 RESULTS_JSON = "results.json"
@@ -50,8 +50,8 @@ def read_eval_records(path: str | Path, light: bool = True) -> list[dict]:
         return out
     for _, text in iter_json_lines(path):
         try:
-            rec = json.loads(text)
-        except json.JSONDecodeError:
+            rec = parse_json_line(text)
+        except BadJSON:
             continue
         if isinstance(rec, dict) and "task_id" in rec:
             if light:

@@ -10,7 +10,9 @@ and readers tolerate a torn last line left by such a kill.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,12 +24,15 @@ import jsonlines
 from reagent.records import FieldError, Record
 
 R = TypeVar("R", bound=Record)
+MAX_REASON = 300  # characters of an error reason kept in a message
 
 
 class RecordError(ValueError):
     """A record in a file is invalid. The message reads ``FILE:LINE: field 'x': reason``."""
 
     def __init__(self, path: str | os.PathLike, line: int, reason: str, field: str | None = None):
+        if len(reason) > MAX_REASON:  # a reason may quote a value; a bad value may be huge
+            reason = reason[:MAX_REASON] + f"... ({len(reason) - MAX_REASON} more characters)"
         super().__init__(f"{path}:{line}: {reason}")
         self.path = str(path)
         self.line = line
@@ -54,12 +59,98 @@ class SkipReport:
         return "\n".join(lines)
 
 
+# Deeper than this is no record of ours and would overflow the recursion of later code.
+MAX_DEPTH = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class BadJSON(ValueError):
+    """One line of untrusted text is not a usable JSON value; the message is the reason."""
+
+
 def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) for every non-blank line, streaming."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, text in enumerate(f, start=1):
+    """Yield (line number, text) for every non-blank line, streaming.
+
+    Lines are decoded one at a time, so an invalid UTF-8 byte costs only its own line:
+    its bytes come through as lone surrogates, which :func:`parse_json_line` reports
+    with the column. Only ``\\n`` ends a line.
+    """
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            text = raw.decode("utf-8", errors="surrogateescape")
             if text.strip():
                 yield lineno, text
+
+
+def parse_json_line(text: str) -> object:
+    """``json.loads`` for untrusted text: every way it can fail is a :class:`BadJSON`.
+
+    Covers what ``json.loads`` lets through or raises as something else: undecodable
+    bytes (read with ``surrogateescape``), lone ``\\ud800`` escapes (they cannot be
+    written back as UTF-8), nesting deeper than :data:`MAX_DEPTH` (``'[' * 100000`` is a
+    RecursionError), and integers longer than Python's 4,300-digit conversion limit.
+    """
+    m = _SURROGATE.search(text)
+    if m:
+        raise BadJSON(f"invalid UTF-8 byte at column {m.start() + 1}")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadJSON(f"malformed JSON: {e.msg} at column {e.colno}") from None
+    except RecursionError:
+        raise BadJSON(f"malformed JSON: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as e:  # the int-digits limit, raised from inside the scanner
+        raise BadJSON(f"malformed JSON: {str(e).split(':')[0]}") from None
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        _check_depth(obj)
+    if _ESCAPED_SURROGATE.search(text):
+        _check_strings(obj)
+    return obj
+
+
+def _walk(obj: object) -> Iterator[tuple[object, int]]:
+    """Every value inside ``obj`` (dict keys included) with its depth, iteratively."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        yield value, depth
+        if isinstance(value, dict):
+            stack += [(k, depth + 1) for k in value]
+            stack += [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list):
+            stack += [(v, depth + 1) for v in value]
+
+
+def non_finite_path(obj: object) -> str | None:
+    """Dotted path of the first NaN or Infinity anywhere in ``obj`` (not JSON), else None.
+
+    Python's reader accepts them, so a strict checker or converter looks for them here;
+    the project's own readers keep them in fields they do not type (see ``records``).
+    """
+    stack: list[tuple[object, str]] = [(obj, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path or "<record>"
+        if isinstance(value, dict):
+            stack += [(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return None
+
+
+def _check_depth(obj: object) -> None:
+    for _, depth in _walk(obj):
+        if depth > MAX_DEPTH:
+            raise BadJSON(f"malformed JSON: nested deeper than {MAX_DEPTH} levels")
+
+
+def _check_strings(obj: object) -> None:
+    for value, _ in _walk(obj):
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise BadJSON("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                          "which is not text")
 
 
 def read_records(
@@ -77,9 +168,9 @@ def read_records(
     for lineno, text in iter_json_lines(path):
         try:
             try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise RecordError(path, lineno, f"malformed JSON: {e.msg} at column {e.colno}") from None
+                obj = parse_json_line(text)
+            except BadJSON as e:
+                raise RecordError(path, lineno, str(e)) from None
             try:
                 record = cls.from_dict(obj)
             except FieldError as e:
@@ -178,8 +269,8 @@ def done_ids(path: str | os.PathLike, key: str = "id") -> set[str]:
     ids = set()
     for _, text in iter_json_lines(path):
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError:
+            obj = parse_json_line(text)
+        except BadJSON:
             continue
         if isinstance(obj, dict) and key in obj:
             ids.add(str(obj[key]))

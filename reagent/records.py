@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -46,7 +47,13 @@ def _check(d: dict, name: str, types: tuple[type, ...], required: bool, prefix: 
         return None
     value = d[name]
     if float in types and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise FieldError(prefix + name, "number too large for a float") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or Infinity; Python's reader accepts them (and 1e400 -> inf).
+        raise FieldError(prefix + name, f"{value} is not a finite number")
     if isinstance(value, bool) and bool not in types:
         raise FieldError(prefix + name, f"expected {_type_name(types)}, got bool")
     if not isinstance(value, types):
@@ -132,7 +139,7 @@ class ToolCall(Record):
             return {}
         try:
             value = json.loads(self.arguments)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # malformed, a 4,300-digit int, too deep
             return {}
         return value if isinstance(value, dict) else {}
 
@@ -310,6 +317,14 @@ class Trajectory(Record):
             raise FieldError(prefix + "stop_reason", f"'{self.stop_reason}' is not one of {STOP_REASONS}")
         if self.outcome is not None and self.outcome != self.outcome:
             raise FieldError(prefix + "outcome", "is NaN")
+        for name, allowed in (("token_ids", None), ("loss_mask", (0, 1))):
+            values = getattr(self, name)
+            bad = next((i for i, v in enumerate(values or ())
+                        if not isinstance(v, int) or isinstance(v, bool) or v < 0
+                        or (allowed is not None and v not in allowed)), None)
+            if bad is not None:
+                what = "0 or 1" if allowed else "a non-negative integer"
+                raise FieldError(f"{prefix}{name}[{bad}]", f"expected {what}, got {values[bad]!r}"[:200])
         if (self.token_ids is None) != (self.loss_mask is None):
             raise FieldError(prefix + "loss_mask", "token_ids and loss_mask must be given together")
         if self.token_ids is not None and len(self.token_ids) != len(self.loss_mask):
@@ -352,6 +367,8 @@ class StepLabel(Record):
                     raise FieldError(f"{prefix}steps[{i}].{key}", "required field is missing")
                 if not isinstance(step[key], (int, float)) or isinstance(step[key], bool):
                     raise FieldError(f"{prefix}steps[{i}].{key}", "expected float")
+                if isinstance(step[key], float) and not math.isfinite(step[key]):
+                    raise FieldError(f"{prefix}steps[{i}].{key}", f"{step[key]} is not a finite number")
 
 
 @dataclass

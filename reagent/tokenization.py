@@ -20,11 +20,20 @@ ids, then :func:`encode_continuation` for the tool results and the next generati
 prompt. So ``tokenize_trajectory`` reproduces the loop's ids whenever the generated
 ids are the canonical tokenisation of their text; :func:`find_retokenization_mismatches`
 reports the turns where they are not.
+
+Message texts are data, never control tokens: a tool result, page, file or question
+holding ``<|im_end|>\n<|im_start|>user`` must not forge a turn. Before rendering, every
+special token's string inside a message (content and tool-call arguments) is replaced
+by an escape of private-use characters; :func:`_encode` then encodes the template's own
+special tokens as their ids and everything between them with
+``split_special_tokens=True``, so an escaped string becomes ordinary text tokens.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +43,10 @@ from reagent.toolcalls import render_tool_calls
 # Chat end-of-turn markers that differ from some tokenizers' eos token (Qwen base
 # models have eos <|endoftext|> but end chat turns with <|im_end|>).
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
+
+# An escaped literal is OPEN + chr(BASE + index into _literals(tokenizer)) + CLOSE.
+_ESC_OPEN, _ESC_CLOSE, _ESC_BASE = "\ue000", "\ue001", 0xE100
+_ESCAPED = re.compile("\ue000([\ue100-\uf8ff])\ue001")
 
 _PLACEHOLDER_QUESTION = "reagent placeholder question"
 _PLACEHOLDER_ANSWER = "reagent placeholder answer"
@@ -139,7 +152,7 @@ def trajectory_segments(tokenizer, messages: list[Message | dict], tools: list |
     because the agent loop never generates it; a conversation ending in a user or
     tool message keeps its tail (masked out).
     """
-    msgs = to_template_messages(messages)
+    msgs = _escape_messages(tokenizer, to_template_messages(messages))
     eot = _end_of_turn_strings(tokenizer)
     segments: list[Segment] = []
     consumed = 0  # characters of the rendering already placed in segments
@@ -172,8 +185,78 @@ def trajectory_segments(tokenizer, messages: list[Message | dict], tools: list |
     return [s for s in segments if s.text]
 
 
+def _literals(tokenizer) -> tuple[str, ...]:
+    """What message text may not hold as such: the escape marks, then special tokens."""
+    specials = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+    specials |= set(tokenizer.all_special_tokens)
+    return (_ESC_OPEN, _ESC_CLOSE, *sorted(filter(None, specials), key=lambda t: (-len(t), t)))
+
+
+@functools.lru_cache(maxsize=32)
+def _pattern(literals: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(map(re.escape, literals)))
+
+
+def _escape_text(literals: tuple[str, ...], text: str) -> str:
+    index = {lit: i for i, lit in enumerate(literals)}
+    return _pattern(literals).sub(
+        lambda m: f"{_ESC_OPEN}{chr(_ESC_BASE + index[m.group(0)])}{_ESC_CLOSE}", text)
+
+
+def _unescape(tokenizer, text: str) -> str:
+    """Escaped message text back to what the message said."""
+    if _ESC_OPEN not in text:
+        return text
+    literals = _literals(tokenizer)
+    return _ESCAPED.sub(lambda m: literals[ord(m.group(1)) - _ESC_BASE], text)
+
+
+def _escape_messages(tokenizer, msgs: list[dict]) -> list[dict]:
+    """Template messages with special-token strings in their texts escaped (see module doc)."""
+    literals = _literals(tokenizer)
+
+    def esc(value: Any) -> Any:
+        if isinstance(value, str):
+            return _escape_text(literals, value)
+        if isinstance(value, list):
+            return [esc(v) for v in value]
+        if isinstance(value, dict):
+            return {k: esc(v) for k, v in value.items()}
+        return value
+
+    out = []
+    for m in msgs:
+        m = dict(m)
+        if isinstance(m.get("content"), str):
+            m["content"] = esc(m["content"])
+        if m.get("tool_calls"):
+            m["tool_calls"] = [{**c, "function": {**c["function"],
+                                                  "arguments": esc(c["function"].get("arguments"))}}
+                               for c in m["tool_calls"]]
+        out.append(m)
+    return out
+
+
 def _encode(tokenizer, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+    """Ids of rendered text: special tokens the template wrote are parsed, escaped ones are not."""
+    if not text:
+        return []
+    if _ESC_OPEN not in text:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids: list[int] = []
+    pos = 0
+    specials = _literals(tokenizer)[2:]
+    for m in _pattern(specials).finditer(text) if specials else ():  # the template's own
+        ids += _encode_plain(tokenizer, _unescape(tokenizer, text[pos:m.start()]))
+        ids.append(tokenizer.convert_tokens_to_ids(m.group(0)))
+        pos = m.end()
+    return ids + _encode_plain(tokenizer, _unescape(tokenizer, text[pos:]))
+
+
+def _encode_plain(tokenizer, text: str) -> list[int]:
+    if not text:
+        return []
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
 
 def tokenize_trajectory(tokenizer, messages: list[Message | dict], tools: list | None = None,
@@ -198,7 +281,7 @@ def tokenize_trajectory(tokenizer, messages: list[Message | dict], tools: list |
 def encode_prompt(tokenizer, messages: list[Message | dict], tools: list | None = None,
                   template_kwargs: dict | None = None) -> list[int]:
     """Ids of the conversation so far plus the generation prompt: what the policy continues."""
-    msgs = to_template_messages(messages)
+    msgs = _escape_messages(tokenizer, to_template_messages(messages))
     return _encode(tokenizer, _render(tokenizer, msgs, tools, True, template_kwargs))
 
 
@@ -214,7 +297,7 @@ def encode_continuation(tokenizer, new_messages: list[Message | dict], tools: li
     """
     placeholder = [{"role": "user", "content": _PLACEHOLDER_QUESTION},
                    {"role": "assistant", "content": _PLACEHOLDER_ANSWER}]
-    new = to_template_messages(new_messages)
+    new = _escape_messages(tokenizer, to_template_messages(new_messages))
     base = _render(tokenizer, placeholder, tools, False, template_kwargs)
     full = _render(tokenizer, placeholder + new, tools, True, template_kwargs)
     eot = _end_of_turn_strings(tokenizer)
@@ -268,13 +351,14 @@ def find_retokenization_mismatches(tokenizer, messages: list[Message | dict], to
             continue
         first = next((k for k, (a, b) in enumerate(zip(expected, found)) if a != b),
                      min(len(expected), len(found)))
-        end = _resync(tokenizer, ids, pos, seg.text)
+        text = _unescape(tokenizer, seg.text)
+        end = _resync(tokenizer, ids, pos, text)
         report = {
             "turn": seg.turn,
             "role": roles[seg.turn] if seg.turn < len(roles) else None,
             "trainable": seg.trainable,
             "position": pos + first,
-            "expected_text": seg.text,
+            "expected_text": text,
             "found_text": _decode(tokenizer, ids[pos: end if end is not None else pos + len(expected)]),
             "resynced": end is not None,
         }

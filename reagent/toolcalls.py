@@ -36,6 +36,8 @@ def _parse_one(raw: str, closed: bool) -> ToolCall:
         obj = json.loads(raw)
     except json.JSONDecodeError as e:
         return ToolCall(id=call_id, arguments=raw, error=f"invalid JSON in tool call: {e.msg} (column {e.colno})")
+    except (ValueError, RecursionError):  # a 4,300-digit int, '[' * 100000
+        return ToolCall(id=call_id, arguments=raw, error="invalid JSON in tool call: too deep or too long a number")
     if not isinstance(obj, dict):
         return ToolCall(id=call_id, arguments=raw, error="tool call must be a JSON object")
     name = obj.get("name")
@@ -45,8 +47,9 @@ def _parse_one(raw: str, closed: bool) -> ToolCall:
     if isinstance(args, str):  # some models double-encode the arguments
         try:
             args = json.loads(args)
-        except json.JSONDecodeError as e:
-            return ToolCall(id=call_id, name=name, arguments=args, error=f"invalid JSON in arguments: {e.msg}")
+        except (ValueError, RecursionError) as e:
+            return ToolCall(id=call_id, name=name, arguments=args,
+                            error=f"invalid JSON in arguments: {getattr(e, 'msg', 'too deep or too long a number')}")
     if not isinstance(args, dict):
         return ToolCall(id=call_id, name=name, arguments=json.dumps(args), error="'arguments' must be a JSON object")
     return ToolCall(id=call_id, name=name, arguments=json.dumps(args, ensure_ascii=False))

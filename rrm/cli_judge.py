@@ -7,7 +7,9 @@ Each output line is the input trajectory with its ``judge`` field set. A rerun s
 the ids already in ``--out``. Items the judge could not score follow ``on_failure``:
 ``drop`` leaves them out of the file (a rerun retries them), ``outcome_only`` writes
 them with a failed judgment (``score: null``), ``stop`` writes the chunk's successes
-and exits with status 1. Failures are counted and printed at the end.
+and exits with status 1. Failures are counted and printed at the end; when every
+judgment failed the exit status is 1 unless ``outcome_only`` was asked for. A judge
+endpoint whose ``/v1/models`` cannot be read is an error message, not a traceback.
 """
 
 from __future__ import annotations
@@ -137,4 +139,13 @@ def run(config: JudgeConfig) -> int:
     print(f"reagent judge: {counter.summary()}; wrote to {config.out}"
           + (" (dropped failures are retried by a rerun)"
              if counter.failed and policy is FailurePolicy.DROP else ""), file=sys.stderr)
+    if counter.judged and counter.failed == counter.judged:
+        if policy is FailurePolicy.OUTCOME_ONLY:
+            print("reagent judge: warning: every judgment failed; the file holds outcomes only",
+                  file=sys.stderr)
+        else:
+            print(f"reagent judge: error: every one of {counter.judged} judgments failed; check "
+                  "the judge (or pass --on-failure outcome_only to keep outcomes only)",
+                  file=sys.stderr)
+            status = 1
     return status

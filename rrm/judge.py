@@ -160,8 +160,17 @@ class HTTPJudge(Judge):
 
 
 def served_model(client: Any) -> str:
-    """The first model an OpenAI-compatible server lists (``vllm serve`` serves one)."""
-    models = client.models.list().data
+    """The first model an OpenAI-compatible server lists (``vllm serve`` serves one).
+
+    Any failure to read the list (HTTP 500, refused connection, a body that is not a model
+    list) is a ``ValueError`` saying so, which the commands print as an error message.
+    """
+    try:
+        models = client.models.list().data
+    except Exception as e:  # noqa: BLE001 - openai raises many kinds; all mean the same here
+        raise ValueError(f"cannot read the served model from {client.base_url}models "
+                         f"({type(e).__name__}: {str(e)[:300]}); check the URL or pass the "
+                         "served model name explicitly") from None
     if not models:
         raise ValueError("the server lists no models; pass the model name explicitly")
     return models[0].id

@@ -13,7 +13,8 @@ status              meaning                                                 scor
                     missing, unclosed or out of order
 ``missing_score``   no ``<score>`` block at all                             None
 ``unparseable_score`` the score block holds no plain number (``7/10``,       None
-                    ``high``, ``0.7 or 0.8``)
+                    ``high``, ``0.7 or 0.8``, non-ASCII digits), or there are
+                    several ``<score>`` blocks outside think/critique
 ``truncated``       generation hit its token limit before a score           None
 ``failed``          the judge produced nothing (set by the judge, not here) None
 =================== ======================================================= =========
@@ -41,17 +42,29 @@ FAILED = "failed"
 STATUSES = (OK, OUT_OF_RANGE, MISSING_BLOCKS, MISSING_SCORE, UNPARSEABLE_SCORE, TRUNCATED, FAILED)
 SCORED_STATUSES = frozenset({OK, OUT_OF_RANGE})
 
-# A plain decimal: 0.7, .7, 1, 0.70, 1e-1. No fractions, percentages or words.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-# The last <score> block; a missing close tag is allowed only at the very end, because
+# A plain decimal in ASCII digits: 0.7, .7, 1, 0.70, 1e-1. No fractions, percentages,
+# words, or other scripts' digits (Arabic-Indic, full-width), which float() would accept.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# A <score> block; a missing close tag is allowed only at the very end, because
 # OpenAI-compatible servers strip a "</score>" stop string from the text they return.
+# Lazy up to the first close, so finditer stays linear in the text length.
 _SCORE = re.compile(r"<score>(.*?)(?:</score>|\Z)", re.DOTALL)
 
 
-def _block(text: str, tag: str) -> tuple[int, str] | None:
-    """(start offset, inner text) of the first closed ``<tag>...</tag>``, or None."""
-    m = re.search(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL)
-    return (m.start(), m.group(1).strip()) if m else None
+def _block(text: str, tag: str) -> tuple[int, int, str] | None:
+    """(start, end, inner text) of the first closed ``<tag>...</tag>``, or None.
+
+    Two ``str.find`` calls, not a lazy regex: a regex retried from every unclosed open
+    tag is quadratic (a 56 KB critique full of ``<think>`` took seconds).
+    """
+    open_, close = f"<{tag}>", f"</{tag}>"
+    start = text.find(open_)
+    if start < 0:
+        return None
+    end = text.find(close, start + len(open_))
+    if end < 0:
+        return None
+    return start, end + len(close), text[start + len(open_):end].strip()
 
 
 def parse_score(text: str) -> float | None:
@@ -83,9 +96,14 @@ def parse_judgment(text: str | None, finish_reason: str = "stop", model: str = "
 
     think = _block(text, "think")
     critique = _block(text, "critique")
-    analysis_text = think[1] if think else ""
-    critique_text = critique[1] if critique else ""
-    scores = list(_SCORE.finditer(text))
+    analysis_text = think[2] if think else ""
+    critique_text = critique[2] if critique else ""
+    # A <score> quoted inside the analysis or critique is text, not the verdict.
+    spans = [(b[0], b[1]) for b in (think, critique) if b]
+    scores = [m for m in _SCORE.finditer(text) if not any(a <= m.start() < b for a, b in spans)]
+    if len(scores) > 1:
+        return bad(UNPARSEABLE_SCORE, f"{len(scores)} <score> blocks; a judgment has exactly one",
+                   analysis_text, critique_text)
     closed = [m for m in scores if m.group(0).endswith("</score>")]
     match = closed[-1] if closed else (scores[-1] if scores else None)
     if match is None or (not closed and finish_reason == "length"):

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval.cli_eval", "run a benchmark: K attempts per question, pass@1 ± se and pass@k (resumable)"),
     "report": ("eval.cli_report", "compare eval result folders: PNG bar chart and a combined Markdown table"),
     "train": ("reagent.cli.train", "train a policy with GRPO, Reagent-R or Reagent-U (--config FILE key=value)"),
+    "view": ("reagent.cli.view", "static offline HTML: trajectories with judge verdicts side by side, or a run's dashboard"),
     "env": ("reagent.cli.env", "print versions of the project and its libraries, for bug reports"),
 }
 

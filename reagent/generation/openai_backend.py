@@ -28,6 +28,7 @@ both backends' output the same way.
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import threading
@@ -36,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reagent.generation.base import ChatBackend, Generation, SamplingParams
+from reagent.http_deadline import deadline_transport
 from reagent.records import ToolCall
 from reagent.toolcalls import render_tool_calls
 
@@ -48,7 +50,8 @@ class OpenAIChatBackend(ChatBackend):
     ``base_url`` is given as OpenAI clients take it, e.g. ``http://127.0.0.1:8000/v1``.
     ``api_key_env`` names the environment variable holding the key; ``None`` or an
     unset variable sends the placeholder ``"EMPTY"``, which local servers accept.
-    ``timeout`` is seconds per request. ``extra_body`` is merged into every request
+    ``timeout`` is seconds per request attempt, end to end (a server dripping its answer
+    a byte at a time is cut off; see :mod:`reagent.http_deadline`). ``extra_body`` is merged into every request
     (server-specific options such as ``{"chat_template_kwargs": {...}}``).
     """
 
@@ -71,8 +74,10 @@ class OpenAIChatBackend(ChatBackend):
         self.extra_body = dict(extra_body or {})
         api_key = (os.environ.get(api_key_env) if api_key_env else None) or "EMPTY"
         self._openai = openai
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout,
-                                    max_retries=0)
+        self.client = openai.OpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0,
+            http_client=openai.DefaultHttpxClient(transport=deadline_transport(
+                timeout, _client_http_module(openai))))
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -163,6 +168,12 @@ class OpenAIChatBackend(ChatBackend):
         pool = getattr(self, "_pool", None)
         if pool is not None:
             pool.shutdown(wait=False)
+
+
+def _client_http_module(openai: Any) -> Any:
+    """The httpx-compatible module the openai client is built on (httpx, or its httpx2 fork)."""
+    base = next(c for c in openai.DefaultHttpxClient.__mro__[1:] if c.__name__ == "Client")
+    return importlib.import_module(base.__module__.split(".")[0])
 
 
 def _retry_after_s(error: Any) -> float | None:

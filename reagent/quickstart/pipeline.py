@@ -142,7 +142,10 @@ def _eval_stages(s: Path, seed: int, b: Budget, sft: str, judge: str, device: st
         stages.append(Stage(f"score-{name}", ["judge", "--model", judge, "--traces",
                                               str(s / "eval" / name / "trajectories.jsonl"),
                                               "--out", str(s / "eval" / name / "judged.jsonl"),
-                                              "--max-new-tokens", str(b.judge_tokens), "--device", device], 13,
+                                              "--max-new-tokens", str(b.judge_tokens), "--device", device,
+                                              # an unscorable verdict is kept (score null), so a
+                                              # judge that fails them all is reported, not fatal
+                                              "--on-failure", "outcome_only"], 13,
                             (f"eval-{name}", "train-judge"),
                             prepare=partial(export_trajectories, s / "eval" / name)))
     return stages

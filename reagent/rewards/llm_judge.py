@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from reagent.http_deadline import deadline_client
+
 PROMPT_FILE = Path(__file__).parent / "prompts" / "answer_check.txt"
 VERDICTS = ("correct", "incorrect", "could_not_judge")
 _RETRY_STATUS = frozenset({408, 409, 425, 429})
@@ -151,7 +153,7 @@ class LLMAnswerChecker:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.template = Path(prompt_file).read_text(encoding="utf-8")
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._client = deadline_client(timeout, headers=headers)  # timeout: end to end
 
     def close(self) -> None:
         self._client.close()

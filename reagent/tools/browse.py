@@ -1,6 +1,7 @@
 """The ``browse`` tool: fetch a web page and return its readable text.
 
-One call: HTTP GET (httpx) with a timeout, redirects followed by hand up to
+One call: HTTP GET (httpx) within a total deadline of ``timeout_s`` (connect, redirects
+and every read together, so a server dripping a byte a second cannot hold it), redirects followed by hand up to
 ``max_redirects`` (each hop re-checked), only ``http``/``https`` URLs, and at most
 ``max_bytes`` of body read (the stream is closed past it). HTML becomes text through
 trafilatura (main content, tables kept); when it finds nothing, a plain tag strip is
@@ -24,6 +25,7 @@ import ipaddress
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
@@ -31,6 +33,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from reagent.config import cfg
+from reagent.http_deadline import deadline_client
 from reagent.tools.base import ToolSetupError
 
 SUMMARY_PROMPT = (
@@ -52,7 +55,8 @@ TEXT_TYPES = (
 
 @dataclass
 class BrowseConfig:
-    timeout_s: float = cfg(15.0, help="seconds allowed for connecting and for each read of a page")
+    timeout_s: float = cfg(15.0, help="seconds allowed for the whole fetch of a page: connecting, "
+                           "redirects and reading the body together")
     max_bytes: int = cfg(
         2_000_000, help="bytes of a response body read at most; the rest is never downloaded"
     )
@@ -179,13 +183,21 @@ def cut(text: str, max_chars: int) -> str:
     )
 
 
+MAX_SHOWN = 200  # characters of a URL quoted back in error text
+
+
+def _shown(url: Any) -> str:
+    text = str(url)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
+
+
 def _check_host(url: str) -> None:
     """Refuse a URL whose host resolves to an address a model should not reach."""
     host = urlsplit(url).hostname or ""
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError as e:
-        raise BrowseError(f"cannot resolve host '{host}': {e}") from None
+        raise BrowseError(f"cannot resolve host '{_shown(host)}': {e}") from None
     for info in infos:
         addr = ipaddress.ip_address(info[4][0].split("%")[0])
         if (
@@ -197,7 +209,8 @@ def _check_host(url: str) -> None:
             or addr.is_unspecified
         ):
             raise BrowseError(
-                f"refusing to fetch '{url}': host '{host}' is a local or private address ({addr})"
+                f"refusing to fetch '{_shown(url)}': host '{_shown(host)}' is a local or private "
+                f"address ({addr})"
             )
 
 
@@ -237,7 +250,7 @@ class BrowseTool:
         except ExtractorMissing:
             raise
         except Exception as e:  # noqa: BLE001 - the agent gets text, never an exception
-            return f"Error: browsing {url} failed: {type(e).__name__}: {e}"
+            return f"Error: browsing {_shown(url)} failed: {type(e).__name__}: {_shown(e)}"
 
     def read(self, url: str, goal: str | None = None) -> str:
         """The page's text as the agent sees it; raises :class:`BrowseError`."""
@@ -269,26 +282,31 @@ class BrowseTool:
             "User-Agent": c.user_agent,
             "Accept": "text/html,text/plain,application/json;q=0.9,*/*;q=0.5",
         }
-        with httpx.Client(timeout=c.timeout_s, headers=headers, follow_redirects=False) as client:
+        deadline = time.monotonic() + c.timeout_s
+        with httpx.Client(headers=headers, follow_redirects=False) as client:
             for _hop in range(c.max_redirects + 1):
                 scheme = urlsplit(url).scheme.lower()
                 if scheme not in ("http", "https"):
                     raise BrowseError(
-                        f"only http and https URLs can be opened, not '{scheme or url}' ({url})"
+                        f"only http and https URLs can be opened, not "
+                        f"'{_shown(scheme or url)}' ({_shown(url)})"
                     )
                 if c.block_private_hosts:
                     _check_host(url)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BrowseError(f"{_shown(url)} did not answer within {c.timeout_s:g} s")
                 try:
-                    with client.stream("GET", url) as response:
+                    with client.stream("GET", url, timeout=left) as response:
                         if response.is_redirect:  # a 3xx with a Location header
                             url = urljoin(str(response.url), response.headers["location"])
                             continue
                         if response.status_code >= 400:
                             raise BrowseError(
-                                f"{url} answered HTTP {response.status_code} "
-                                f"{response.reason_phrase}".rstrip()
+                                f"{_shown(url)} answered HTTP {response.status_code} "
+                                f"{_shown(response.reason_phrase)}".rstrip()
                             )
-                        body, truncated = _read_capped(response, c.max_bytes)
+                        body, truncated = _read_capped(response, c.max_bytes, deadline)
                         content_type = (
                             response.headers.get("content-type", "").split(";")[0].strip().lower()
                         )
@@ -300,11 +318,13 @@ class BrowseTool:
                             truncated,
                         )
                 except httpx.TimeoutException:
-                    raise BrowseError(f"{url} did not answer within {c.timeout_s:g} s") from None
+                    raise BrowseError(
+                        f"{_shown(url)} did not answer within {c.timeout_s:g} s") from None
                 except httpx.HTTPError as e:
-                    raise BrowseError(f"could not fetch {url}: {type(e).__name__}: {e}") from None
+                    raise BrowseError(
+                        f"could not fetch {_shown(url)}: {type(e).__name__}: {_shown(e)}") from None
         raise BrowseError(
-            f"too many redirects: gave up after {c.max_redirects} (last location: {url})"
+            f"too many redirects: gave up after {c.max_redirects} (last location: {_shown(url)})"
         )
 
     def _to_text(self, page: Page) -> tuple[str, str]:
@@ -317,7 +337,7 @@ class BrowseTool:
             return page_title(raw), html_to_text(raw, page.url)
         if kind.startswith("text/") or kind in TEXT_TYPES or not kind:
             return "", raw.strip()
-        raise BrowseError(f"{page.url} is '{kind}', which browse cannot read as text")
+        raise BrowseError(f"{_shown(page.url)} is '{_shown(kind)}', which browse cannot read as text")
 
     def summarize(self, text: str, goal: str | None, url: str) -> str:
         """Condense ``text`` toward ``goal`` with the configured OpenAI-compatible endpoint."""
@@ -328,17 +348,17 @@ class BrowseTool:
             url=url,
             text=text[: c.summarizer_max_input_chars],
         )
-        response = httpx.post(
-            c.summarizer_base_url.rstrip("/") + "/chat/completions",
-            headers={"Authorization": f"Bearer {key}"} if key else {},
-            json={
-                "model": c.summarizer_model,
-                "messages": [{"role": "user", "content": prompt}],
-                "temperature": 0.0,
-                "max_tokens": c.summarizer_max_tokens,
-            },
-            timeout=c.summarizer_timeout_s,
-        )
+        with deadline_client(c.summarizer_timeout_s) as client:
+            response = client.post(
+                c.summarizer_base_url.rstrip("/") + "/chat/completions",
+                headers={"Authorization": f"Bearer {key}"} if key else {},
+                json={
+                    "model": c.summarizer_model,
+                    "messages": [{"role": "user", "content": prompt}],
+                    "temperature": 0.0,
+                    "max_tokens": c.summarizer_max_tokens,
+                },
+            )
         response.raise_for_status()
         content = response.json()["choices"][0]["message"]["content"]
         if not isinstance(content, str) or not content.strip():
@@ -346,10 +366,17 @@ class BrowseTool:
         return content.strip()
 
 
-def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
-    """At most ``max_bytes`` of the body; True when more was on offer (the rest is never read)."""
+def _read_capped(response: httpx.Response, max_bytes: int,
+                 deadline: float = float("inf")) -> tuple[bytes, bool]:
+    """At most ``max_bytes`` of the body; True when more was on offer (the rest is never read).
+
+    Raises ``httpx.ReadTimeout`` once ``deadline`` (``time.monotonic()``) has passed, so a
+    body dripping in slowly is bounded in total, not only per read.
+    """
     chunks, size = [], 0
     for chunk in response.iter_bytes():
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the page did not finish in time", request=response.request)
         chunks.append(chunk)
         size += len(chunk)
         if size > max_bytes:

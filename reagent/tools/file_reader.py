@@ -3,14 +3,18 @@
 A task's attached files live under ``root``; the model names them by relative path.
 Refused, each with error text: absolute paths, any ``..`` component, paths (symlinks
 included) that resolve outside the root, extensions not in :data:`TEXT_EXTENSIONS`,
-files that look binary (a NUL byte or invalid UTF-8 in the first 8 KiB) and files over
-``max_file_bytes``. A directory is listed instead of read, so the model can find its
+files that look binary (a NUL byte or invalid UTF-8 in the first 8 KiB), files over
+``max_file_bytes``, and files with more than one hard link (the other name may be outside
+the root, where a link check cannot see it). A symlink loop is a refused entry, not a
+failed listing. Paths echoed in error text are cut to :data:`MAX_SHOWN` characters. A directory is listed instead of read, so the model can find its
 files. Text is returned ``max_chars`` at a time; the marker at the cut says which
 ``offset`` reads on.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
@@ -22,6 +26,13 @@ TEXT_EXTENSIONS = frozenset({
     ".sql", ".tex", ".bib", ".css", ".srt", ".vtt", ".r", ".m", ".jl", ".php",
 })
 # fmt: on
+MAX_SHOWN = 200  # characters of a path quoted back in error text
+MAX_PATH = 4096  # characters of a path at most (Linux PATH_MAX)
+
+
+def _shown(path: Any) -> str:
+    text = str(path)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
 
 
 class FileReaderError(ValueError):
@@ -76,35 +87,42 @@ class FileReaderTool:
             if start < 0:
                 raise ValueError
         except (TypeError, ValueError):
-            return f"Error: offset must be a non-negative integer, got {offset!r}"
+            return f"Error: offset must be a non-negative integer, got {_shown(repr(offset))}"
         try:
             target = self.resolve(path)
             return self._list(target) if target.is_dir() else self._read(target, path, start)
         except FileReaderError as e:
             return f"Error: {e}"
         except Exception as e:  # noqa: BLE001 - the agent gets text, never an exception
-            return f"Error: could not read '{path}': {type(e).__name__}: {e}"
+            return f"Error: could not read '{_shown(path)}': {type(e).__name__}: {_shown(e)}"
 
     def resolve(self, path: Any) -> Path:
         """The real path of ``path`` under the root; raises :class:`FileReaderError` otherwise."""
         if not isinstance(path, str) or not path.strip():
             raise FileReaderError("file_reader needs a non-empty 'path' string")
+        if len(path) > MAX_PATH:
+            raise FileReaderError(f"the path is {len(path):,} characters long; the limit is "
+                                  f"{MAX_PATH:,}")
         if "\x00" in path:
             raise FileReaderError("the path contains a NUL character")
         pure = PurePosixPath(path.strip())
+        shown = _shown(path)
         if pure.is_absolute() or path.strip().startswith("~"):
             raise FileReaderError(
-                f"'{path}' is an absolute path; give a path relative to the task's file folder"
+                f"'{shown}' is an absolute path; give a path relative to the task's file folder"
             )
         if ".." in pure.parts:
             raise FileReaderError(
-                f"'{path}' contains '..'; only files inside the task's file folder can be read"
+                f"'{shown}' contains '..'; only files inside the task's file folder can be read"
             )
-        target = (self.root / pure).resolve()
+        try:
+            target = (self.root / pure).resolve()
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+            raise FileReaderError(f"'{shown}' is a symlink loop") from None
         if target != self.root and self.root not in target.parents:
-            raise FileReaderError(f"'{path}' leads outside the task's file folder (through a link)")
+            raise FileReaderError(f"'{shown}' leads outside the task's file folder (through a link)")
         if not target.exists():
-            raise FileReaderError(f"no such file or folder: '{path}'")
+            raise FileReaderError(f"no such file or folder: '{shown}'")
         return target
 
     def _list(self, folder: Path) -> str:
@@ -115,7 +133,7 @@ class FileReaderTool:
             try:
                 inside = self.root in entry.resolve().parents
                 kind = "folder" if entry.is_dir() else f"{entry.stat().st_size:,} bytes"
-            except OSError:
+            except (OSError, RuntimeError):  # broken link, symlink loop: not listed
                 continue
             if inside:
                 name = entry.relative_to(self.root).as_posix() + ("/" if entry.is_dir() else "")
@@ -125,6 +143,7 @@ class FileReaderTool:
         return "\n".join(lines)
 
     def _read(self, target: Path, asked: str, start: int) -> str:
+        asked = _shown(asked)
         if not target.is_file():
             raise FileReaderError(f"'{asked}' is not a regular file")
         if target.suffix.lower() not in self.extensions:
@@ -133,13 +152,24 @@ class FileReaderTool:
                 f"'{asked}' has type '{target.suffix or '(none)'}', which is not a known text "
                 f"format; readable types: {known}"
             )
-        size = target.stat().st_size
-        if size > self.max_file_bytes:
-            raise FileReaderError(
-                f"'{asked}' is {size:,} bytes, more than the {self.max_file_bytes:,} bytes "
-                "file_reader reads"
-            )
-        data = target.read_bytes()
+        # Checked on the open descriptor, so a swap after resolve() cannot slip past.
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise FileReaderError(f"'{asked}' is not a regular file")
+            if info.st_nlink > 1:
+                raise FileReaderError(
+                    f"'{asked}' has {info.st_nlink} hard links; file_reader reads only files with "
+                    "one (another link may be a file outside the task's file folder)"
+                )
+            size = info.st_size
+            if size > self.max_file_bytes:
+                raise FileReaderError(
+                    f"'{asked}' is {size:,} bytes, more than the {self.max_file_bytes:,} bytes "
+                    "file_reader reads"
+                )
+            data = f.read(self.max_file_bytes + 1)
         head = data[:8192]
         try:
             head.decode("utf-8")

@@ -32,6 +32,8 @@ from typing import Any, ClassVar, Protocol
 import httpx
 import numpy as np
 
+from reagent.http_deadline import deadline_client
+
 TOKENIZER_VERSION = "1"  # bump when tokenize() changes: it is part of the cache key
 # fmt: off
 STOPWORDS = frozenset({
@@ -222,9 +224,8 @@ class HTTPSearchBackend:
         if self.api_key:
             headers["X-API-KEY"] = self.api_key
         try:
-            response = httpx.post(
-                self.url, json={"q": query, "num": k}, headers=headers, timeout=self.timeout
-            )
+            with deadline_client(self.timeout) as client:  # timeout: end to end
+                response = client.post(self.url, json={"q": query, "num": k}, headers=headers)
         except httpx.TimeoutException:
             raise SearchError(
                 f"the search service did not answer within {self.timeout:g} s"

@@ -56,6 +56,9 @@ class TrainConfig:
     judge_base_url: str | None = cfg(None, help="OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8001/v1")
     judge_served_model: str | None = cfg(None, help="model name at judge_base_url (default: the first served)")
     judge_max_new_tokens: int = cfg(256, help="token limit of one judgment")
+    judge_timeout_s: float = cfg(120.0, help="judge_base_url: seconds per request, end to end "
+                                 "(a server dripping its answer is cut off)")
+    judge_max_retries: int = cfg(3, help="judge_base_url: retries of a failed request, with backoff")
     judge_batch_size: int = cfg(64, help="local judge generation batch")
     judge_lambda: float = cfg(0.3, help="lambda: reward = outcome + lambda * judge score")
     on_judge_failure: str = cfg("outcome_only", help="drop | outcome_only | stop when the judge cannot score")
@@ -105,6 +108,8 @@ class TrainConfig:
             (self.micro_batch_size >= 1, f"micro_batch_size={self.micro_batch_size} must be >= 1"),
             (self.prompts_per_step >= 1, f"prompts_per_step={self.prompts_per_step} must be >= 1"),
             (self.temperature > 0, f"temperature={self.temperature}: GRPO samples; use a temperature > 0"),
+            (self.judge_timeout_s > 0, f"judge_timeout_s={self.judge_timeout_s} must be > 0"),
+            (self.judge_max_retries >= 0, f"judge_max_retries={self.judge_max_retries} must be >= 0"),
         ]
         for ok, msg in checks:
             if not ok:

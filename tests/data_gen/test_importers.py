@@ -146,3 +146,37 @@ def test_real_fireact_traces(tmp_path):
     assert sum(t.outcome == 1.0 for t in runs) == 200 and sum(t.outcome == 0.0 for t in runs) == 265
     assert report.mapping["messages <- 'traj'"] == 465 and report.mapping["reference <- 'gt'"] == 465
     assert runs[0].id == "6238" and runs[0].extra["reference"] == "seth macfarlane"
+
+
+def test_hostile_lines_are_skipped_by_line_not_crashes(tmp_path):
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join([
+        json.dumps(SHAREGPT_GOOD).encode(),
+        b"[" * 100000,
+        b'{"conversations": [{"from": "human", "value": "\xff"}]}',
+        json.dumps({"conversations": [{"from": [None], "value": "q"}]}).encode(),
+        b'{"conversations": [], "id": ' + b"1" * 4301 + b"}",
+        json.dumps({**SHAREGPT_GOOD, "tools": float("-inf")}).encode(),
+    ]) + b"\n")
+    report = ImportReport()
+    assert len(load_traces(path, "sharegpt", report=report)) == 1
+    where = {s.where: s.reason for s in report.skipped}
+    assert "nested deeper" in where[f"{path}:2"]
+    assert "invalid UTF-8 byte" in where[f"{path}:3"]
+    assert "[None] is not one of" in where[f"{path}:4"]
+    assert "4300 digits" in where[f"{path}:5"]
+    assert "field 'tools': NaN/Infinity is not a JSON number" in where[f"{path}:6"]
+
+
+def test_tool_results_with_no_matching_call_are_dropped_and_counted(tmp_path):
+    msgs = OPENAI_GOOD["messages"]
+    call_id = msgs[2]["tool_calls"][0]["id"]
+    orphan = {"role": "tool", "tool_call_id": "nobody-asked", "content": "forged result"}
+    early = {"role": "tool", "tool_call_id": call_id, "content": "before the call"}
+    record = {**OPENAI_GOOD, "messages": [msgs[0], msgs[1], early, *msgs[2:4], orphan, msgs[4]]}
+    report = ImportReport()
+    [traj] = load_traces(write_jsonl(tmp_path / "o.jsonl", [record]), "openai", report=report)
+    tool_msgs = [m for m in traj.messages if m.role == "tool"]
+    assert [m.content for m in tool_msgs] == [msgs[3]["content"]]
+    assert report.mapping["tool results with no matching call: dropped"] == 2
+    assert "tool results with no matching call: dropped: 2" in report.summary()

@@ -322,3 +322,42 @@ def test_limit_and_missing_path(tmp_path):
     ]
     with pytest.raises(FileNotFoundError):
         load_benchmark("bamboogle", path=tmp_path / "none.json")
+
+
+# ---------------------------------------------------------------- hostile files
+
+
+@pytest.mark.parametrize("name, lines, line, reason", [
+    ("bamboogle", [b"[" * 100000], 2, "nested deeper"),
+    ("bamboogle", [b'{"question": "\xff", "answer": "a"}'], 2, "invalid UTF-8 byte"),
+    ("bamboogle", [b'{"question": "q", "answer": ' + b"1" * 4301 + b"}"], 2, "4300 digits"),
+    ("bamboogle", [b'{"question": NaN, "answer": "a"}'], 2, "field 'question': NaN/Infinity"),
+    ("bamboogle", [b'{"id": "0", "question": "q2", "answer": "a"}'], 2, "duplicate task id 'bamboogle-0' (first at line 1)"),
+    ("aime24", [b'{"id": 9, "problem": "p", "answer": "1", "year": -Infinity}'], 2, "field 'year': NaN"),
+    ("aime24", [b'{"id": 9, "problem": "p", "answer": "1", "year": [2024]}'], 2, "expected a year"),
+    ("hotpotqa_ircot", [json.dumps({
+        "question_id": "x", "question_text": "q", "contexts": [],
+        "answers_objects": [{"date": 1e308, "spans": 5, "number": ""}]}).encode()], 2,
+     "has no answer span"),
+])
+def test_hostile_records_are_file_line_errors(tmp_path, name, lines, line, reason):
+    f = tmp_path / "bad.jsonl"
+    first = {"id": "0", "question": "q", "problem": "p", "answer": "1", "question_id": "y",
+             "question_text": "q", "contexts": [], "answers_objects": [{"spans": ["s"]}]}
+    f.write_bytes(b"\n".join([json.dumps(first).encode(), *lines]) + b"\n")
+    with pytest.raises(RecordError) as info:
+        load_benchmark(name, path=f)
+    assert str(info.value).startswith(f"{f}:{line}: ") and reason in str(info.value)
+
+
+def test_hostile_json_array_and_attachment_outside_files_dir(tmp_path):
+    f = tmp_path / "deep.json"
+    f.write_text("[" * 100000)
+    with pytest.raises(RecordError, match="nested deeper"):
+        load_benchmark("bamboogle", path=f)
+    g = tmp_path / "gaia.jsonl"
+    g.write_text(json.dumps({"task_id": "t", "Question": "q", "Final answer": "a",
+                             "file_name": "../../../etc/passwd"}) + "\n")
+    (tmp_path / "files").mkdir()
+    with pytest.raises(RecordError, match="leaves files_dir"):
+        load_benchmark("gaia", path=g, files_dir=tmp_path / "files")

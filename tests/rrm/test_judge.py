@@ -99,7 +99,9 @@ def test_judge_cli_with_a_dead_server_counts_failures(tmp_path, capsys):
     out = tmp_path / "j.jsonl"
     args = ["judge", "--base-url", _dead_url(), "--served-model", "m", "--traces", str(traces),
             "--out", str(out), "--max-retries", "1", "--backoff-s", "0.01", "--timeout", "2"]
-    assert main(args) == 0  # default policy drop: nothing written, a rerun retries them
+    # Default policy drop: nothing written, a rerun retries them; every judgment failed, so
+    # the run is an error (issue 21: it used to exit 0).
+    assert main(args) == 1
     assert not out.exists() or load_records(out, Trajectory) == []
     assert "failed 2 (failed: 2)" in capsys.readouterr().err
     assert main(args + ["--on-failure", "outcome_only"]) == 0

@@ -88,3 +88,19 @@ def test_format_judgment_round_trips():
     assert (j.status, j.score, j.critique, j.model) == ("ok", 0.65, "- flaw one\n- flaw two", "m")
     assert parse_judgment(format_judgment("a", "b", 1.0)).score == 1.0
     assert "<score>0</score>" in format_judgment("a", "b", 0.0)
+
+
+@pytest.mark.parametrize("tail", ["<score>0.3</score>\n<score>0.9</score>",
+                                  "<score>0.3</score> and <score>0.9"])
+def test_several_score_blocks_are_rejected(tail):
+    j = parse_judgment("<think>a</think>\n<critique>- b</critique>\n" + tail)
+    assert j.status == "unparseable_score" and j.score is None
+    assert "2 <score> blocks" in j.extra["error"]
+
+
+@pytest.mark.parametrize("raw", ["٠.٧", "０.７", "۰.۵", "1\u0660", "0.\u0967"])
+def test_non_ascii_digits_are_not_a_score(raw):
+    assert float(raw) >= 0  # Python itself would take them
+    assert parse_score(raw) is None
+    assert parse_judgment(GOOD.format(raw)).status == "unparseable_score"
+

@@ -233,3 +233,10 @@ def test_missing_extractor_is_a_setup_error_naming_the_package(monkeypatch):
     call = ToolCall(id="c1", name="browse", arguments='{"url": "http://127.0.0.1:9/x"}')
     with pytest.raises(ExtractorMissing):
         run_tool_call({"browse": tool}, call)
+
+
+@pytest.mark.parametrize("url", ["http://" + "x" * 100_000, "ftp://" + "x" * 100_000,
+                                 "http://127.0.0.1/" + "x" * 100_000])
+def test_error_text_does_not_echo_a_huge_url(url):
+    out = BrowseTool(BrowseConfig(timeout_s=3))(url=url)
+    assert out.startswith("Error:") and len(out) < 600

@@ -82,3 +82,31 @@ def test_long_files_come_in_pieces(root):
 def test_refuses_files_over_the_size_cap(root):
     (root / "huge.txt").write_text("x" * 5000)
     assert "more than the 1,000 bytes" in FileReaderTool(root, max_file_bytes=1000)(path="huge.txt")
+
+
+def test_hard_link_to_an_outside_file_is_refused(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the outside secret")
+    os.link(secret, root / "notes.txt")
+    out = FileReaderTool(root)("notes.txt")
+    assert out.startswith("Error:") and "2 hard links" in out
+    assert "outside secret" not in out
+
+
+def test_symlink_loop_does_not_break_the_listing(tmp_path):
+    (tmp_path / "a.txt").write_text("alpha")
+    os.symlink("loop2", tmp_path / "loop1")
+    os.symlink("loop1", tmp_path / "loop2")
+    tool = FileReaderTool(tmp_path)
+    listing = tool(".")
+    assert "a.txt" in listing and not listing.startswith("Error")
+    assert tool("loop1") == "Error: 'loop1' is a symlink loop"
+    assert tool("a.txt") == "alpha"
+
+
+@pytest.mark.parametrize("path", ["x" * 100_000, "/" + "x" * 100_000, "../" * 30_000, "a/" * 50_000])
+def test_error_text_does_not_echo_a_huge_path(tmp_path, path):
+    out = FileReaderTool(tmp_path)(path)
+    assert out.startswith("Error:") and len(out) < 600
