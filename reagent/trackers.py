@@ -1,20 +1,25 @@
 """Experiment trackers, chosen by ``report_to: [jsonl, tensorboard, wandb]`` as TRL and verl users expect.
 
-Every sink has the same two methods, ``log(step, metrics)`` and ``close()``, and
-:class:`Trackers` fans one call out to all of them, so a training loop logs once
-and has no backend branches. Only the main process should build real sinks
-(``is_main=False`` gives an empty :class:`Trackers`).
+The one place metrics leave a training run: every trainer logs through
+:class:`reagent.train.runtime.MetricsLogger`, which builds its sinks here. Every sink has
+``write(step, metrics)``, ``truncate_after(step)`` (a resumed run drops what was logged
+after its checkpoint, so the redone steps appear once) and ``close()``.
 
 - ``jsonl``: one line per step in ``OUTPUT_DIR/metrics.jsonl`` (``{"step", "time", ...}``;
-  a non-finite float is written as ``null``), the file ``reagent view RUN_DIR`` draws.
+  a non-finite float is written as ``null``), the file ``reagent view RUN_DIR`` draws;
+  truncation rewrites it atomically (temp file, rename).
 - ``tensorboard``: scalars under ``OUTPUT_DIR/tensorboard`` (needs the ``tensorboard``
-  package, which ``torch.utils.tensorboard`` writes with).
+  package); on resume the writer is reopened with ``purge_step`` so TensorBoard hides
+  the events of the redone steps.
 - ``wandb``: optional; never imported unless asked for. Offline or online and the
   project are wandb's own settings (``WANDB_MODE=offline``, ``WANDB_PROJECT``, ...);
-  this module sets none of them. Its files go under ``OUTPUT_DIR``.
+  this module sets none of them. Its files go under ``OUTPUT_DIR``. A wandb run cannot
+  take back logged steps: after a resume the redone steps are logged again with the
+  same step numbers.
 
-A sink asked for whose package is missing raises :class:`ImportError` naming the
-package and the install command, before any training starts.
+The default, :data:`DEFAULT_REPORT_TO` (jsonl and tensorboard), skips tensorboard with a
+note when its package is missing (it is a ``dev`` extra); a tracker named explicitly whose
+package is missing raises :class:`ImportError` naming the package, before training starts.
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 TRACKERS = ("jsonl", "tensorboard", "wandb")
+DEFAULT_REPORT_TO = ("jsonl", "tensorboard")
 
 
-class Tracker(Protocol):
-    def log(self, step: int, metrics: dict[str, Any]) -> None: ...
+class Sink(Protocol):
+    def write(self, step: int, metrics: dict[str, Any]) -> None: ...
+
+    def truncate_after(self, step: int) -> None: ...
 
     def close(self) -> None: ...
 
@@ -56,44 +64,60 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
-class JsonlTracker:
-    """Appends ``{"step", "time", **metrics}`` per call; a resumed run appends to the same file."""
+class JsonlSink:
+    """One JSON object a line: ``{"step", "time", **metrics}``; non-finite floats -> null."""
 
-    def __init__(self, output_dir: str | Path, filename: str = "metrics.jsonl"):
-        self.path = Path(output_dir) / filename
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def log(self, step: int, metrics: dict[str, Any]) -> None:
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
         line = json.dumps({"step": step, "time": round(time.time(), 3), **_finite(metrics)}, default=str)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
+
+    def truncate_after(self, step: int) -> None:
+        """Keep lines of steps <= ``step``; written to a temp file and renamed (atomic)."""
+        if not self.path.exists():
+            return
+        keep = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        tmp.replace(self.path)
 
     def close(self) -> None:
         pass
 
 
-class TensorBoardTracker:
+class TensorBoardSink:
     """Numeric metrics as TensorBoard scalars (strings and ``None`` are not scalars and are left out)."""
 
-    def __init__(self, output_dir: str | Path, subdir: str = "tensorboard"):
+    def __init__(self, log_dir: str | Path):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
             raise ImportError("report_to includes 'tensorboard' but the 'tensorboard' package is not "
                               f"installed ({e}); pip install tensorboard, or drop it from report_to") from None
-        self.logdir = Path(output_dir) / subdir
-        self._writer = SummaryWriter(str(self.logdir))
+        self.log_dir = str(log_dir)
+        self._writer = SummaryWriter(self.log_dir)
 
-    def log(self, step: int, metrics: dict[str, Any]) -> None:
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
         for k, v in _scalars(metrics).items():
             self._writer.add_scalar(k, v, step)
         self._writer.flush()
+
+    def truncate_after(self, step: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer.close()
+        self._writer = SummaryWriter(self.log_dir, purge_step=step + 1)
 
     def close(self) -> None:
         self._writer.close()
 
 
-class WandbTracker:
+class WandbSink:
     """A Weights & Biases run; ``wandb.init`` reads its own settings (mode, project, entity, key)."""
 
     def __init__(self, output_dir: str | Path, run_name: str | None = None, config: dict | None = None):
@@ -106,57 +130,38 @@ class WandbTracker:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         self._run = wandb.init(dir=str(output_dir), name=run_name, config=config or {}, reinit="create_new")
 
-    def log(self, step: int, metrics: dict[str, Any]) -> None:
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
         self._run.log(_scalars(metrics), step=step, commit=True)
+
+    def truncate_after(self, step: int) -> None:
+        pass  # wandb keeps what it logged (module docstring)
 
     def close(self) -> None:
         self._run.finish()
 
 
-class Trackers:
-    """All chosen sinks behind one ``log``/``close``; a sink that fails to log is reported once, not fatal."""
-
-    def __init__(self, sinks: list[Tracker] | None = None):
-        self.sinks = list(sinks or [])
-        self.failures: dict[str, str] = {}
-
-    def log(self, step: int, metrics: dict[str, Any]) -> None:
-        for sink in self.sinks:
-            name = type(sink).__name__
-            try:
-                sink.log(step, metrics)
-            except Exception as e:  # a tracker outage must not kill a long training run
-                if name not in self.failures:
-                    print(f"trackers: {name} failed to log step {step}: {e!r}; training continues")
-                self.failures[name] = repr(e)
-
-    def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
-
-    def __enter__(self) -> Trackers:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def make_trackers(report_to: list[str] | str, output_dir: str | Path, run_name: str | None = None,
-                  config: dict | None = None, is_main: bool = True) -> Trackers:
-    """The sinks named in ``report_to`` writing under ``output_dir``; none on non-main ranks."""
-    names = validate_report_to(report_to)
-    if not is_main:
-        return Trackers()
-    trackers = Trackers()
+def make_sinks(report_to: list[str] | tuple[str, ...] | str, output_dir: str | Path,
+               run_name: str | None = None, config: dict | None = None,
+               filename: str = "metrics.jsonl") -> list[Sink]:
+    """The sinks named in ``report_to``, writing under ``output_dir`` (module docstring)."""
+    lenient = tuple(report_to) == DEFAULT_REPORT_TO if not isinstance(report_to, str) else False
+    sinks: list[Sink] = []
     try:
-        for name in names:
+        for name in validate_report_to(report_to):
             if name == "jsonl":
-                trackers.sinks.append(JsonlTracker(output_dir))
+                sinks.append(JsonlSink(Path(output_dir) / filename))
             elif name == "tensorboard":
-                trackers.sinks.append(TensorBoardTracker(output_dir))
+                try:
+                    sinks.append(TensorBoardSink(Path(output_dir) / "tensorboard"))
+                except ImportError:
+                    if not lenient:
+                        raise
+                    print("report_to: tensorboard is not installed; logging without it "
+                          "(pip install tensorboard)", flush=True)
             else:
-                trackers.sinks.append(WandbTracker(output_dir, run_name, config))
+                sinks.append(WandbSink(output_dir, run_name, config))
     except Exception:
-        trackers.close()  # the sinks already opened
+        for sink in sinks:  # the sinks already opened
+            sink.close()
         raise
-    return trackers
+    return sinks

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 
 from reagent.config import cfg, config_dict, config_hash, save_config
+from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import JudgeExample
 from reagent.train.data import (
@@ -91,6 +92,9 @@ class TrainRRMConfig:
     save_every: int = cfg(0, help="also checkpoint every N optimizer steps; 0: per epoch only")
     keep_checkpoints: int = cfg(2, help="checkpoints kept on disk (oldest removed first)")
     resume: bool = cfg(False, help="continue from the latest complete checkpoint in out")
+    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
+                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
+                          "(optional; WANDB_MODE=offline needs no account); [] for none")
     eval_before: bool = cfg(True, help="evaluate once before training, as the baseline")
     eval_max_examples: int = cfg(256, help="held-out examples judged by generation per eval")
     eval_max_new_tokens: int = cfg(1024, help="token limit of the judge's verdict at eval")
@@ -98,6 +102,7 @@ class TrainRRMConfig:
     log_every: int = cfg(10, help="optimizer steps between train metric lines")
 
     def __post_init__(self):
+        self.report_to = validate_report_to(self.report_to)
         for name in ("data", "model", "out"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is required (--{name} ...)")
@@ -283,7 +288,8 @@ def train(config: TrainRRMConfig) -> dict:
 
     step, epoch, skip = 0, 0, 0
     bar = tqdm(total=total_steps, initial=0, desc="train-rrm", unit="step", disable=not main)
-    log = MetricsLogger(out, main, echo=bar.write)
+    log = MetricsLogger(out, main, echo=bar.write, report_to=config.report_to, run_name=out.name,
+                        config=config_dict(config))
     if config.resume and (ckpt := latest_checkpoint(out)) is not None:
         state = load_checkpoint(accelerator, ckpt)
         step, epoch, skip = state["step"], state["epoch"], state["batches_in_epoch"]

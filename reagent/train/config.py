@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reagent.config import cfg
+from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
 
 VARIANTS = ("grpo", "reagent-r", "reagent-u")
 
@@ -103,9 +104,13 @@ class TrainConfig:
     seed: int = cfg(0, help="seed for data order and sampling")
     device: str = cfg("auto", help="auto | cpu | cuda")
     resume: bool = cfg(False, help="continue from the last complete checkpoint in output_dir")
+    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
+                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
+                          "(optional; WANDB_MODE=offline needs no account); [] for none")
 
     def __post_init__(self):
         check_choices(self, CHOICES)
+        self.report_to = validate_report_to(self.report_to)
         checks = [
             (self.group_size >= 2, f"group_size={self.group_size}: GRPO needs at least 2 rollouts per prompt"),
             (self.updates_per_batch >= 1, f"updates_per_batch={self.updates_per_batch} must be >= 1"),

@@ -9,10 +9,10 @@ under one process, DDP and DeepSpeed ZeRO-2/3, on CPU or GPU:
   initialised, else the launcher's ``RANK``/``WORLD_SIZE``, else accelerate (which
   reports one process for DeepSpeed on CPU even when DeepSpeed runs several); barrier
   and the few collectives the loops need (sum, max, gather of Python objects).
-* :class:`MetricsLogger` -- rank 0 writes, every rank may call; a list of sinks
-  (:class:`JsonlSink`, :class:`TensorBoardSink`, or any object with
-  ``write(step, metrics)``/``truncate_after(step)``/``close()``), so other trackers plug
-  in without touching the loops. ``truncate_after(step)`` on resume drops what was
+* :class:`MetricsLogger` -- rank 0 writes, every rank may call; its sinks are the
+  trackers of ``report_to`` (:mod:`reagent.trackers`: jsonl, tensorboard, wandb; or any
+  object with ``write(step, metrics)``/``truncate_after(step)``/``close()``), so the
+  loops never branch on a tracker. ``truncate_after(step)`` on resume drops what was
   logged after the checkpoint (the JSONL file is rewritten atomically).
 * Checkpoints: ``out/checkpoints/step-000004/`` holds ``model/`` (``save_pretrained``
   of the *gathered* weights, with the tokenizer: loadable by transformers and vLLM),
@@ -65,15 +65,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from reagent.trackers import DEFAULT_REPORT_TO, make_sinks
 
 MARKER = "COMPLETE"
 
@@ -150,94 +150,38 @@ def zero_stage(accelerator: Any) -> int:
 # ---------------------------------------------------------------------------- metrics
 
 
-class JsonlSink:
-    """One JSON object a line: ``{"step", "time", **metrics}``; non-finite floats -> null."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(self, step: int, metrics: dict) -> None:
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in metrics.items()}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, "time": round(time.time(), 3), **clean},
-                               default=str) + "\n")
-
-    def truncate_after(self, step: int) -> None:
-        """Keep lines of steps <= ``step``; written to a temp file and renamed (atomic)."""
-        if not self.path.exists():
-            return
-        keep = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in keep))
-        tmp.replace(self.path)
-
-    def close(self) -> None:
-        pass
-
-
-class TensorBoardSink:
-    """Scalars to ``log_dir`` when tensorboard is installed (else :func:`make_sinks` skips it).
-
-    On resume the writer is reopened with ``purge_step`` so TensorBoard hides the events
-    of the redone steps."""
-
-    def __init__(self, log_dir: str | Path):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.log_dir = str(log_dir)
-        self._writer = SummaryWriter(self.log_dir)
-
-    def write(self, step: int, metrics: dict) -> None:
-        for k, v in metrics.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                self._writer.add_scalar(k, v, step)
-        self._writer.flush()
-
-    def truncate_after(self, step: int) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self._writer.close()
-        self._writer = SummaryWriter(self.log_dir, purge_step=step + 1)
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-def make_sinks(output_dir: str | Path, filename: str = "metrics.jsonl",
-               tensorboard: bool = True) -> list:
-    """The default sinks: ``output_dir/metrics.jsonl`` and ``output_dir/tensorboard``."""
-    sinks: list = [JsonlSink(Path(output_dir) / filename)]
-    if tensorboard:
-        try:
-            sinks.append(TensorBoardSink(Path(output_dir) / "tensorboard"))
-        except ImportError:  # tensorboard is optional
-            pass
-    return sinks
-
-
 class MetricsLogger:
     """Rank-0 printing and metrics; loops call it on every rank with no rank branches.
 
-    ``sinks`` defaults to :func:`make_sinks` ``(output_dir)``; ``echo`` (e.g. a tqdm
-    bar's ``write``) also gets a one-line summary of each step.
+    ``sinks`` default to the trackers named in ``report_to`` (:mod:`reagent.trackers`:
+    jsonl, tensorboard, wandb) under ``output_dir``; ``echo`` (e.g. a tqdm bar's
+    ``write``) also gets a one-line summary of each step. A sink that fails to write is
+    reported once and the run goes on (a tracker outage must not kill a long run).
     """
 
     def __init__(self, output_dir: str | Path, is_main: bool = True, sinks: list | None = None,
-                 echo: Callable[[str], Any] | None = None, tensorboard: bool = True):
+                 echo: Callable[[str], Any] | None = None,
+                 report_to: list[str] | tuple[str, ...] = DEFAULT_REPORT_TO,
+                 run_name: str | None = None, config: dict | None = None):
         self.is_main = is_main
         self.echo = echo
         self.path = Path(output_dir) / "metrics.jsonl"
         self.sinks = [] if not is_main else (
-            sinks if sinks is not None else make_sinks(output_dir, tensorboard=tensorboard))
+            sinks if sinks is not None else make_sinks(report_to, output_dir, run_name, config))
+        self.failures: dict[str, str] = {}
 
     def log(self, step: int, metrics: dict) -> None:
         if not self.is_main:
             return
         for sink in self.sinks:
-            sink.write(step, metrics)
+            try:
+                sink.write(step, metrics)
+            except Exception as e:  # noqa: BLE001 - reported once; the run goes on
+                name = type(sink).__name__
+                if name not in self.failures:
+                    print(f"metrics: {name} failed to write step {step}: {e!r}; training continues",
+                          flush=True)
+                self.failures[name] = repr(e)
         if self.echo is not None:
             self.echo(f"step {step}: " + json.dumps(
                 {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from reagent.config import cfg, config_hash, save_config
+from reagent.config import cfg, config_dict, config_hash, save_config
+from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import Trajectory
 from reagent.tokenization import pad_token_id, tokenize_trajectory
@@ -62,8 +63,12 @@ class SFTConfig:
     tool_format: str = cfg("auto", help="how demonstrations write tool calls: auto (from the "
                            "chat template) | hermes | llama3_json")
     resume: bool = cfg(False, help="continue from the last complete checkpoint in out")
+    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
+                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
+                          "(optional; WANDB_MODE=offline needs no account); [] for none")
 
     def __post_init__(self):
+        self.report_to = validate_report_to(self.report_to)
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule={self.schedule!r}: use cosine or constant")
         missing = [k for k in ("data", "model", "out") if not getattr(self, k)]
@@ -164,7 +169,7 @@ def train(c: SFTConfig) -> dict:
                   for i in range(0, len(val_set), c.batch_size)]
     step, epoch, skip = 0, 0, 0
     bar = tqdm(total=c.max_steps, initial=0, desc="sft", unit="step", disable=not ranks.main)
-    log = MetricsLogger(out, ranks.main)
+    log = MetricsLogger(out, ranks.main, report_to=c.report_to, run_name=out.name, config=config_dict(c))
     if c.resume and (last_ckpt := latest_checkpoint(out)) is not None:
         state = load_checkpoint(acc, last_ckpt)
         scheduler.load_state_dict(state["scheduler"])

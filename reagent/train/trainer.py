@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
-from reagent.config import config_hash, save_config
+from reagent.config import config_dict, config_hash, save_config
 from reagent.critique import attempt_view, critique_of, revision_spec
 from reagent.envs.base import initial_messages
 from reagent.jsonl import write_records
@@ -67,7 +67,8 @@ class GRPOTrainer:
         self.ranks = m.ranks
         self.rank, self.world = self.ranks.rank, self.ranks.world
         self.tokenizer, self.optimizer, self.scheduler, self.backend = m.tokenizer, m.optimizer, m.scheduler, m.backend
-        self.log = runtime.MetricsLogger(self.out, is_main=self.ranks.main)
+        self.log = runtime.MetricsLogger(self.out, is_main=self.ranks.main, report_to=config.report_to,
+                                         run_name=self.out.name, config=config_dict(config))
         self.env, tasks = build_env_and_tasks(config)
         self.tasks = tasks[self.rank::self.world]
         self.loop = AgentLoop(self.backend, self.env, AgentConfig(

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
+from reagent.trackers import JsonlSink
 from reagent.train.data import split_by_group
 from reagent.train.runtime import (
-    JsonlSink,
     MetricsLogger,
     Ranks,
     complete_checkpoints,
