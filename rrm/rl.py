@@ -8,7 +8,8 @@ and then trains it with RL. This is that stage, single-turn:
   trajectory), encoded with the model's chat template and the generation prompt;
 * rollout: ``group_size`` verdicts per prompt, sampled at ``temperature`` and cut at
   ``</score>`` or ``max_new_tokens``;
-* reward: :mod:`rrm.rl_reward` -- format validity plus agreement of the verdict's score
+* reward: :mod:`rrm.rl_reward` -- format validity (optionally partial credit for the
+  parts of a broken verdict) plus agreement of the verdict's score
   with the teacher's score and/or the outcome, weights in the config. Examples whose
   reward cannot be computed (a weighted reference missing) are skipped before
   generating and counted (``data/skipped_no_reference``);
@@ -92,6 +93,10 @@ class TrainRRMRLConfig:
     top_p: float = cfg(1.0, help="nucleus sampling of the rollouts")
     w_format: float = cfg(0.5, help="reward weight of format validity (1 if think, critique and a "
                                     "score in [0, 1] are all there, in order)")
+    format_partial: float = cfg(0.0, help="share of the format reward a broken verdict earns for "
+                                           "the parts it has (think, critique, a numeric score; "
+                                           "each a third); 0: format validity only. Use > 0 when "
+                                           "the SFT judge rarely writes a valid verdict")
     w_score: float = cfg(1.0, help="reward weight of 1 - |score - teacher score|; examples "
                                    "without a teacher score are skipped when > 0")
     w_outcome: float = cfg(0.0, help="reward weight of 1 - |score - outcome|; examples without "
@@ -148,10 +153,11 @@ class TrainRRMRLConfig:
 
     def weights(self) -> RewardWeights:
         try:
-            return RewardWeights(self.w_format, self.w_score, self.w_outcome)
+            return RewardWeights(self.w_format, self.w_score, self.w_outcome, self.format_partial)
         except ValueError as e:
             raise ValueError(f"w_format={self.w_format}, w_score={self.w_score}, "
-                             f"w_outcome={self.w_outcome}: {e}") from None
+                             f"w_outcome={self.w_outcome}, format_partial={self.format_partial}: "
+                             f"{e}") from None
 
 
 def run_hash(config: TrainRRMRLConfig) -> str:

@@ -4,15 +4,21 @@ Agent-RRM (Fan et al. 2025) trains its judge in two stages, SFT on teacher verdi
 then RL on the judge's own verdicts. This module is that stage's reward, for one
 sampled verdict ``v`` of a judge example with teacher score ``t`` and outcome ``o``::
 
-    r(v) = w_format  * [status(v) == "ok"]
+    r(v) = w_format  * f(v)
          + w_score   * (1 - |s(v) - t|)          if v carries a score s(v), else 0
          + w_outcome * (1 - |s(v) - clip(o)|)    if v carries a score s(v), else 0
 
-``status`` and ``s`` are :func:`rrm.parse.parse_judgment`'s: ``ok`` means all three
-blocks (``<think>``, ``<critique>``, ``<score>``) in order with a plain number in
-[0, 1]; an ``out_of_range`` score is clipped to [0, 1] and counts for agreement but
-not for format. A verdict with no usable score earns no agreement: that is a
-computed reward (the verdict is bad), not a missing one.
+``s`` and the status are :func:`rrm.parse.parse_judgment`'s. The format term ``f`` is 1
+for a format-valid verdict (status ``ok``: all three blocks, ``<think>``,
+``<critique>``, ``<score>``, in order, with a plain number in [0, 1]); otherwise it is
+``partial * parts / 3``, where ``parts`` counts the closed ``<think>`` block, the closed
+``<critique>`` block and a ``<score>`` block holding a plain number. With
+``partial = 0`` the term is format validity alone; a judge whose SFT left every
+sampled verdict broken gets no signal from it, so GRPO groups all tie and nothing is
+learnt (measured on a nano judge: 12 steps, every group degenerate), while partial
+credit ranks "closer to the format" higher. An ``out_of_range`` score is clipped to
+[0, 1] and counts for agreement; a verdict without a usable score earns no
+agreement: a computed reward (the verdict is bad), not a missing one.
 
 A reward that *cannot* be computed is ``None``, never 0: when a term has a non-zero
 weight but the example lacks its reference (no teacher score for ``w_score``, no
@@ -25,18 +31,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rrm.parse import OK, SCORED_STATUSES, parse_judgment
+from rrm.parse import OK, SCORED_STATUSES, _block, parse_judgment
 
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """Weights of the three terms; every one >= 0 and their sum > 0."""
+    """Weights of the three terms (each >= 0, sum > 0) and the partial format credit."""
 
     format: float = 0.5
     score: float = 1.0
     outcome: float = 0.0
+    partial: float = 0.0  # share of the format term a broken verdict can earn, in [0, 1)
 
     def __post_init__(self):
+        if not 0.0 <= self.partial < 1.0:
+            raise ValueError(f"partial format credit {self.partial} must be in [0, 1)")
         for name in ("format", "score", "outcome"):
             if getattr(self, name) < 0:
                 raise ValueError(f"reward weight {name}={getattr(self, name)} must be >= 0")
@@ -54,11 +63,22 @@ def missing_reference(weights: RewardWeights, teacher_score: float | None,
     return None
 
 
+def format_term(text: str, judgment, partial: float) -> float:
+    """1 for a format-valid verdict, else ``partial`` x the share of its three parts present."""
+    if judgment.status == OK:
+        return 1.0
+    if partial == 0.0:
+        return 0.0
+    has_score = judgment.score is not None or judgment.extra.get("raw_score") is not None
+    parts = (_block(text or "", "think") is not None) + (_block(text or "", "critique") is not None)
+    return partial * (parts + has_score) / 3.0
+
+
 def verdict_reward(text: str, finish_reason: str, teacher_score: float | None,
                    outcome: float | None, weights: RewardWeights) -> tuple[float | None, dict]:
     """``(reward or None, terms)`` for one verdict; ``terms`` has the status and each term."""
     judgment = parse_judgment(text, finish_reason)
-    terms: dict = {"status": judgment.status, "format": float(judgment.status == OK),
+    terms: dict = {"status": judgment.status, "format": format_term(text, judgment, weights.partial),
                    "score_agreement": None, "outcome_agreement": None}
     if missing_reference(weights, teacher_score, outcome) is not None:
         return None, terms

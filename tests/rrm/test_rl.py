@@ -41,7 +41,7 @@ def sft_judge(judge_model_dir, judge_data, tmp_path_factory):
     return out / "final"
 
 
-SFT_EPOCHS = 6
+SFT_EPOCHS = 10
 
 
 def _rows(path):
@@ -142,7 +142,7 @@ def test_two_steps_change_every_parameter_and_resume_matches(sft_judge, judge_da
 @pytest.mark.slow
 def test_sft_then_rl_raises_the_format_reward(sft_judge, judge_data, tmp_path):
     out = tmp_path / "rl"
-    train(_config(judge_data, sft_judge, out, steps=RL_STEPS, lr=3e-3, w_format=1.0,
+    train(_config(judge_data, sft_judge, out, steps=RL_STEPS, lr=3e-3, w_format=1.0, format_partial=0.5,
                   w_score=0.5, eval_before=True))
     rows = _rows(out)
     steps = [r for r in rows if "reward/format" in r]

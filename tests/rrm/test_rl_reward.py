@@ -68,3 +68,17 @@ def test_reward_function_form_and_length_check():
 def test_bad_weights_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RewardWeights(**kwargs)
+
+
+def test_partial_format_credit_counts_the_parts_present():
+    w = RewardWeights(format=1.0, score=0.0, partial=0.6)
+    # think + critique, no score: 0.6 * 2/3 = 0.4
+    r, _ = verdict_reward("<think>a</think><critique>b</critique>", "stop", None, None, w)
+    assert r == pytest.approx(0.4)
+    # a numeric score without the blocks: 0.6 * 1/3 = 0.2
+    assert verdict_reward("<score>0.9</score>", "stop", None, None, w)[0] == pytest.approx(0.2)
+    # nothing at all: 0; a valid verdict: the full 1
+    assert verdict_reward("hello", "stop", None, None, w)[0] == 0.0
+    assert verdict_reward(GOOD, "stop", None, None, w)[0] == 1.0
+    with pytest.raises(ValueError, match="partial format credit 1.0"):
+        RewardWeights(partial=1.0)
