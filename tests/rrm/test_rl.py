@@ -104,6 +104,7 @@ def _config(judge_data, model, out, **kw):
     return TrainRRMRLConfig(**{**base, **kw})
 
 
+@pytest.mark.slow  # the SFT judge fixture takes ~100 SFT steps
 def test_two_steps_change_every_parameter_and_resume_matches(sft_judge, judge_data, tmp_path):
     """Through the CLI: 2 steps at a high lr move every parameter; a run stopped after step 1
     and resumed ends with the same weights as the uninterrupted one."""
