@@ -142,18 +142,21 @@ def test_two_steps_change_every_parameter_and_resume_matches(sft_judge, judge_da
 
 @pytest.mark.slow
 def test_sft_then_rl_raises_the_format_reward(sft_judge, judge_data, tmp_path):
+    """Format reward alone (with partial credit, so a broken verdict closer to the format ranks
+    higher): the sampled verdicts of the last steps are better formed than those of the first."""
     out = tmp_path / "rl"
-    train(_config(judge_data, sft_judge, out, steps=RL_STEPS, lr=3e-3, w_format=1.0, format_partial=0.5,
-                  w_score=0.5, eval_before=True))
+    train(_config(judge_data, sft_judge, out, steps=RL_STEPS, lr=1e-3, w_format=1.0, w_score=0.0,
+                  format_partial=0.5, prompts_per_step=8, group_size=4, micro_batch_size=32,
+                  eval_before=True))
     rows = _rows(out)
     steps = [r for r in rows if "reward/format" in r]
     evals = [r for r in rows if "eval/format_valid_rate" in r]
-    first = sum(r["reward/format"] for r in steps[:3]) / 3
-    last = sum(r["reward/format"] for r in steps[-3:]) / 3
+    first = sum(r["reward/format"] for r in steps[:4]) / 4
+    last = sum(r["reward/format"] for r in steps[-4:]) / 4
     print({"sampled format first/last": (first, last),
            "greedy format before/after": (evals[0]["eval/format_valid_rate"],
                                           evals[-1]["eval/format_valid_rate"])})
-    assert last > first + 0.1, (first, last)
+    assert len(steps) == RL_STEPS and last > first + 0.05, (first, last)
 
 
-RL_STEPS = 12
+RL_STEPS = 16
