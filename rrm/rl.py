@@ -31,6 +31,9 @@ ends where an uninterrupted run ends. Every ``eval_every`` steps and at the end 
 judge-quality report of ``train-rrm`` (:func:`rrm.sft.judge_quality`: greedy verdicts on
 held-out questions) is logged under ``eval/``. Under several processes each takes
 ``prompts_per_step / processes`` prompts of a step.
+
+One module of ~420 lines, a third of them the documented config: the loop reads top
+to bottom as rollout -> reward -> advantage -> loss -> step.
 """
 
 from __future__ import annotations
