@@ -108,3 +108,30 @@ def test_report_writes_and_links_a_viewer_per_evaluation(tmp_path):
     md = _views_markdown(tmp_path, views)
     assert "- sft-critique: [seed 0](seed0/eval/sft-critique/view.html)" in md
     assert "- grpo training: [seed 0](seed0/rl/grpo/run.html)" in md
+
+
+def test_judge_rl_stage_feeds_every_later_judge_use(tmp_path):
+    """With ``judge_rl_steps`` the RL judge (trained from the SFT judge) is the one every later
+    stage uses, and the SFT judge is still scored on the held-out set; without it nothing changes."""
+    import dataclasses
+
+    from reagent.quickstart.budgets import BUDGETS
+    from reagent.quickstart.pipeline import seed_stages
+
+    plain = {st.name: st for st in seed_stages(tmp_path, 0, BUDGETS["smoke"])}
+    assert "train-judge-rl" not in plain and "judge-quality-sft" not in plain
+    rl = {st.name: st for st in seed_stages(tmp_path, 0, dataclasses.replace(BUDGETS["smoke"],
+                                                                             judge_rl_steps=3))}
+    sft_judge, rl_judge = str(tmp_path / "seed0" / "judge" / "final"), str(tmp_path / "seed0" / "judge_rl" / "final")
+    train_rl = rl["train-judge-rl"]
+    assert train_rl.args[0] == "train-rrm-rl" and train_rl.needs == ("train-judge",)
+    assert train_rl.args[train_rl.args.index("--model") + 1] == sft_judge
+    assert train_rl.args[train_rl.args.index("--steps") + 1] == "3"
+    assert rl["judge-quality-sft"].args[rl["judge-quality-sft"].args.index("--model") + 1] == sft_judge
+    users = [st for st in rl.values() if rl_judge in st.args or any(rl_judge in a for a in st.args)]
+    assert {"judge-quality", "rl-reagent-r", "rl-reagent-u", "score-sft", "eval-sft-critique"} <= {
+        st.name for st in users}
+    for st in users:
+        assert "train-judge-rl" in st.needs, st.name
+    assert not any(sft_judge in a for st in rl.values() if st.name not in (
+        "train-judge", "train-judge-rl", "judge-quality-sft") for a in st.args)

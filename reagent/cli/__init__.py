@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "judge": ("rrm.cli_judge", "score a trajectory file with a judge model or endpoint (resumable)"),
     "serve": ("rrm.cli_serve", "serve a local model over an OpenAI-compatible HTTP API, batched"),
     "train-rrm": ("rrm.cli_train", "fine-tune a judge (Agent-RRM) on teacher-annotated examples"),
+    "train-rrm-rl": ("rrm.cli_train_rl", "RL stage of a judge: GRPO on its own verdicts (format + agreement reward)"),
     "eval-rrm": ("rrm.cli_eval", "judge-quality report (format, MAE, AUROC, pairwise) on a labelled file"),
     "eval": ("eval.cli_eval", "run a benchmark: K attempts per question, pass@1 ± se and pass@k (resumable)"),
     "report": ("eval.cli_report", "compare eval result folders: PNG bar chart and a combined Markdown table"),

@@ -43,6 +43,8 @@ class Budget:
     flaw_rate: float = 0.2  # share of demonstrations with one deliberate flaw
     revision_rate: float = 0.1  # share of demonstrations that revise a first attempt after its critique
     sft_val_fraction: float = 0.0125  # of demo tasks, for SFT's validation loss (150 of 12,000)
+    judge_rl_steps: int = 0  # judge RL (train-rrm-rl) steps after judge SFT; 0: no RL stage
+    judge_rl_lr: float = 1e-4  # learning rate of the judge RL stage
 
 
 BUDGETS = {

@@ -35,7 +35,10 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
     """Every stage of one seed's run, in order."""
     s = root / f"seed{seed}"
     p, d = str(s / "models" / "policy0"), s / "data"
-    sft, judge = str(s / "sft" / "final"), str(s / "judge" / "final")
+    sft, judge_sft = str(s / "sft" / "final"), str(s / "judge" / "final")
+    # With a judge RL stage, every later stage uses the RL judge (the SFT one is still scored)
+    judge = str(s / "judge_rl" / "final") if b.judge_rl_steps else judge_sft
+    judge_done = "train-judge-rl" if b.judge_rl_steps else "train-judge"
     loop = ["--max-turns", str(b.max_turns), "--max-tokens", str(b.max_tokens),
             "--max-new-tokens", str(b.max_new_tokens), "--device", device]
     toy_seed = ["--env-seed", str(seed)]
@@ -84,15 +87,17 @@ def seed_stages(root: Path, seed: int, b: Budget, device: str = "cpu") -> list[S
                                    *toy_seed], 1, ("heldout-traces",)),
         Stage("judge-quality", ["eval-rrm", "--model", judge, "--data", str(d / "heldout_annotations.jsonl"),
                                 "--out", str(s / "eval" / "judge_quality.json"), "--max-new-tokens", str(b.judge_tokens),
-                                "--device", device], 2 + 0.04 * b.judge_eval_tasks, ("train-judge", "annotate-heldout")),
+                                "--device", device], 2 + 0.04 * b.judge_eval_tasks, (judge_done, "annotate-heldout")),
     ]
+    if b.judge_rl_steps:
+        stages += _judge_rl_stages(s, d, seed, b, judge_sft, device)
     rl_seconds = {v: per_step * b.rl_steps + 10 for v, per_step in
                   {"grpo": 2.0, "reagent-r": 6.5, "reagent-u": 11.6}.items()}
     # Longest first: the scheduler starts ready stages in list order.
     for v in sorted(VARIANTS, key=rl_seconds.get, reverse=True):
         stages.append(Stage(f"rl-{v}", _train_args(s, v, seed, b, sft, judge, device), rl_seconds[v],
-                            ("sft",) if v == "grpo" else ("sft", "train-judge")))
-    stages += _eval_stages(s, seed, b, sft, judge, device)
+                            ("sft",) if v == "grpo" else ("sft", judge_done)))
+    stages += _eval_stages(s, seed, b, sft, judge, judge_done, device)
     return stages
 
 
@@ -120,7 +125,27 @@ def _eval_args(s: Path, name: str, model: str, seed: int, b: Budget, device: str
             "--max-tokens", str(b.max_tokens), "--max-new-tokens", str(b.max_new_tokens), "--device", device]
 
 
-def _eval_stages(s: Path, seed: int, b: Budget, sft: str, judge: str, device: str) -> list[Stage]:
+def _judge_rl_stages(s: Path, d: Path, seed: int, b: Budget, judge_sft: str, device: str) -> list[Stage]:
+    """SFT judge -> RL judge (``train-rrm-rl`` on the same judge data), and the SFT judge's own
+    held-out report (``judge_quality_sft.json``) beside the RL judge's (``judge_quality.json``)."""
+    rl = Stage("train-judge-rl", ["train-rrm-rl", "--data", str(d / "judge" / "train.jsonl"),
+                                  "--val-data", str(d / "judge" / "validation.jsonl"), "--model", judge_sft,
+                                  "--out", str(s / "judge_rl"), "--steps", str(b.judge_rl_steps),
+                                  "--prompts-per-step", "8", "--group-size", "8", "--lr", str(b.judge_rl_lr),
+                                  "--max-new-tokens", str(b.judge_tokens), "--seed", str(seed),
+                                  "--eval-max-examples", str(b.judge_eval_tasks),
+                                  "--eval-max-new-tokens", str(b.judge_tokens), "--no-eval-before"],
+               10 + 3.0 * b.judge_rl_steps, ("train-judge",), alone=True)
+    quality = Stage("judge-quality-sft", ["eval-rrm", "--model", judge_sft, "--data",
+                                          str(d / "heldout_annotations.jsonl"),
+                                          "--out", str(s / "eval" / "judge_quality_sft.json"),
+                                          "--max-new-tokens", str(b.judge_tokens), "--device", device],
+                    2 + 0.04 * b.judge_eval_tasks, ("train-judge", "annotate-heldout"))
+    return [rl, quality]
+
+
+def _eval_stages(s: Path, seed: int, b: Budget, sft: str, judge: str, judge_done: str,
+                 device: str) -> list[Stage]:
     half = max(b.rl_steps // 2, 1)
     stages = [Stage("eval-sft", _eval_args(s, "sft", sft, seed, b, device, b.eval_tasks, b.eval_k), 5, ("sft",))]
     for v in VARIANTS:
@@ -137,7 +162,7 @@ def _eval_stages(s: Path, seed: int, b: Budget, sft: str, judge: str, device: st
         args = _eval_args(s, f"{name}-critique", model, seed, b, device, b.eval_tasks, b.eval_k)
         stages.append(Stage(f"eval-{name}-critique", args + ["--critique", "--judge-model", judge,
                                                              "--judge-max-new-tokens", str(b.judge_tokens)], 25,
-                            ("sft" if name == "sft" else "rl-grpo", "train-judge")))
+                            ("sft" if name == "sft" else "rl-grpo", judge_done)))
     for name in ("sft", *VARIANTS):
         stages.append(Stage(f"score-{name}", ["judge", "--model", judge, "--traces",
                                               str(s / "eval" / name / "trajectories.jsonl"),
@@ -146,7 +171,7 @@ def _eval_stages(s: Path, seed: int, b: Budget, sft: str, judge: str, device: st
                                               # an unscorable verdict is kept (score null), so a
                                               # judge that fails them all is reported, not fatal
                                               "--on-failure", "outcome_only"], 13,
-                            (f"eval-{name}", "train-judge"),
+                            (f"eval-{name}", judge_done),
                             prepare=partial(export_trajectories, s / "eval" / name)))
     return stages
 
