@@ -56,3 +56,24 @@ def test_train_config_validates_tools_and_builds_the_tool_free_env(tmp_path):
     assert env.tools_for(tasks[0]) == {} and "python" not in env.system_prompt(tasks[0])
     default_env, _ = build_env_and_tasks(TrainConfig(env="math", benchmark="gsm8k", train_data=str(data)))
     assert set(default_env.tools_for(tasks[0])) == {"python"}
+
+
+def test_rollout_cli_runs_a_tool_free_single_turn_task(tiny_model_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from reagent.jsonl import load_records
+    from reagent.records import Trajectory
+
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text(json.dumps({"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"}) + "\n")
+    out = tmp_path / "traces.jsonl"
+    cmd = [sys.executable, "-m", "reagent", "rollout", "--model", str(tiny_model_dir), "--benchmark", "gsm8k",
+           "--data", str(data), "--out", str(out), "--max-turns", "1", "--max-new-tokens", "8",
+           "--device", "cpu", "tools=[]"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    [traj] = load_records(out, Trajectory)
+    system = traj.messages[0]
+    assert system.role == "system" and "python" not in system.content
+    assert [m.role for m in traj.messages][-1] == "assistant" and not traj.messages[-1].tool_calls
