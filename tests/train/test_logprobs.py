@@ -145,3 +145,28 @@ def _specs(trainer):
     tasks = trainer.next_prompts()
     return [EpisodeSpec(task=t, messages=initial_messages(trainer.env, t), id=f"{t.id}#{k}")
             for t in tasks for k in range(trainer.c.group_size)]
+
+
+def test_mu_2_and_kl_fill_old_and_reference_log_probs_once(tmp_path, tiny_model_dir):
+    """mu > 1 recomputes old log-probs before the first step (so step 2 has ratios != 1); a
+    KL term gets the reference's; both are computed once per batch, not per step."""
+    from reagent.train.config import TrainConfig
+    from reagent.train.trainer import GRPOTrainer
+    from tests.scripted import ScriptedBackend
+    from tests.test_agent import solver
+
+    policy = shutil.copytree(tiny_model_dir, tmp_path / "policy")
+    trainer = GRPOTrainer(TrainConfig(model=str(policy), output_dir=str(tmp_path / "run"), prompts_per_step=2,
+                                      group_size=2, max_turns=3, max_tokens=96, max_new_tokens=32, lr=1e-2,
+                                      micro_batch_size=2, train_tasks=8, device="cpu", updates_per_batch=2,
+                                      kl_coef=0.1))
+    trainer.loop.backend = ScriptedBackend(trainer.tokenizer, solver)
+    trajs = trainer.rollout(_specs(trainer))
+    fills = []
+    fill = trainer._fill_old_logprobs
+    trainer._fill_old_logprobs = lambda micro, old: fills.append((len(micro), old)) or fill(micro, old)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    stats = trainer.update(trajs, torch.tensor([1.0, -1.0, 0.5, -0.5]))
+    assert fills == [(2, True)]
+    assert stats["actor/kl"] > 0  # averaged over the two steps: the second is off the reference
+    assert all(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters())
