@@ -239,11 +239,11 @@ class GRPOTrainer:
         with fewer, or with nothing left after dropping degenerate groups, pads with
         zero-weight micro-batches; only when no rank has anything is the update skipped.
         """
+        reset_peak_memory()
         own = math.ceil(len(kept) / self.c.micro_batch_size)
         n_micro = self.ranks.max_int(own)
         if n_micro == 0:
-            return {"actor/skipped_update": 1.0}
-        reset_peak_memory()
+            return {"actor/skipped_update": 1.0, **peak_memory()}
         micro = self._micro_batches(kept, adv, n_micro)
         recompute_old = self.c.updates_per_batch > 1
         if recompute_old or self.ref_model is not None:
