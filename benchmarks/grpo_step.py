@@ -3,7 +3,7 @@
     python benchmarks/grpo_step.py [--config configs/toy_reagent_r.yaml] [--steps 5] [key=value ...]
 
 Trains a few steps into a temporary directory and prints the mean seconds per phase
-from the run's metrics.jsonl. Untrained tiny models are created when the config's model
+from the run's metrics.jsonl, and the update's peak memory. Untrained tiny models are created when the config's model
 paths do not exist (generation then runs to the token limits: an upper bound).
 """
 
@@ -36,6 +36,9 @@ def main() -> None:
     for ph in phases:
         vals = [r.get(f"timing_s/{ph}", 0.0) for r in rows]
         print(f"  {ph:<8} {sum(vals) / max(len(vals), 1):7.2f} s/step")
+    for key in ("memory/peak_allocated_gb", "memory/peak_rss_gb"):
+        if rows and key in rows[-1]:
+            print(f"  {key}: {max(r[key] for r in rows):.2f}")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ class EvalConfig:
     top_k: int = cfg(0, help="top-k sampling; 0 = off")
     seed: int = cfg(0, help="sampling seed; attempt a uses seed + 1009 a")
     use_python: bool = cfg(True, help="math benchmarks: offer the sandboxed python tool")
+    tools: list[str] | None = cfg(None, help="tools every benchmark's environment offers (default: "
+                                  "its own; [] none: single-turn, no tool schema in the prompt)")
     qa_metric: str = cfg("em", help="qa environment outcome (trajectory.outcome): em | f1")
     corpus: str | None = cfg(
         None,
@@ -273,7 +275,10 @@ def _setups(c: EvalConfig, out: Path) -> list:
         )
         for b in c.benchmarks
     ]
+    from reagent.envs import with_tools
+
     for s in setups:
+        s.env = with_tools(s.env, c.tools)
         if s.checker == "llm_judge" and not c.checker_base_url:
             raise ValueError(
                 f"benchmark {s.name!r} has free-form answers checked by an LLM: "

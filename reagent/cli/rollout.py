@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec, specs_for
 from reagent.config import add_config_args, cfg, config_hash, load_config
-from reagent.envs import Environment, make_env
+from reagent.envs import Environment, make_env, with_tools
 from reagent.jsonl import RecordWriter, done_ids, load_records
 from reagent.records import Task, Trajectory
 
@@ -43,6 +43,8 @@ class RolloutConfig:
     env: str | None = cfg(None, help="environment: toy | math | qa "
                                      "(default: the benchmark's, else toy)")
     env_seed: int = cfg(0, help="seed of the toy environment's task generator")
+    tools: list[str] | None = cfg(None, help="tools the environment offers (default: its own; [] none: "
+                                  "single-turn, no tool schema in the prompt)")
     benchmark: str | None = cfg(None, help="benchmark to draw tasks from (gsm8k, hotpotqa, ...; "
                                            "picks the math/qa environment)")
     data: str | None = cfg(None, help="with --benchmark: read this file (same format) instead")
@@ -150,6 +152,7 @@ def env_and_tasks(c: RolloutConfig) -> tuple[Environment, list[Task]]:
 def main(args: argparse.Namespace) -> int:
     c = load_config(RolloutConfig, args)
     env, tasks = env_and_tasks(c)
+    env = with_tools(env, c.tools)
     specs = specs_for(env, tasks, c.n)
     done = done_ids(c.out)
     if c.critique:

@@ -141,6 +141,7 @@ class ToyEnv:
     name: str = "toy"
     tool_schemas_in_prompt: bool = False
     instructions: str = ""  # system turn; "" sends none (see INSTRUCTIONS)
+    tool_names: tuple[str, ...] = ("lookup", "calc")  # offered tools (see reagent.envs.with_tools)
 
     def tasks(self, split: str, limit: int | None = None) -> list[Task]:
         if split not in ("train", "heldout"):
@@ -153,7 +154,8 @@ class ToyEnv:
         return self.instructions
 
     def tools_for(self, task: Task) -> dict:
-        return {"lookup": LookupTool(task.meta["ledger"]), "calc": CalcTool()}
+        tools = {"lookup": LookupTool(task.meta["ledger"]), "calc": CalcTool()}
+        return {n: tools[n] for n in self.tool_names}
 
     def extract_answer(self, text: str) -> str | None:
         return last_boxed(text)

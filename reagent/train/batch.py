@@ -114,6 +114,14 @@ def padding_batch(pad_id: int) -> Batch:
                  torch.zeros((1, 2)), torch.zeros(1))
 
 
+def length_buckets(lengths: list[int], size: int) -> list[list[int]]:
+    """Indices in micro-batches of at most ``size`` rows of similar length (sorted, then cut),
+    so each micro-batch pads only to its own longest row. The loss is a sum over rows
+    divided by a whole-batch normaliser, so the grouping does not change the gradient."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[b:b + size] for b in range(0, len(order), size)]
+
+
 def collate(trajs: list[Trajectory], advantages: torch.Tensor, pad_id: int) -> Batch:
     """Right-padded (N, L) tensors from the kept token ids and loss masks."""
     length = max(len(t.token_ids) for t in trajs)

@@ -52,6 +52,9 @@ class TrainConfig:
     benchmark: str | None = cfg(None, help="benchmark for the math/qa environments")
     train_data: str | None = cfg(None, help="training file in the benchmark's format (math/qa envs)")
     train_tasks: int = cfg(2000, help="number of training tasks drawn from the environment")
+    tools: list[str] | None = cfg(None, help="tools the environment offers (null: its defaults; [] none: a "
+                                  "single-turn, tool-free task with no tool schema in the prompt; e.g. "
+                                  "[python] for math, [lookup, calc] for toy)")
     # judge
     judge_model: str | None = cfg(None, help="local judge model directory (reagent-r/u)")
     judge_base_url: str | None = cfg(None, help="OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8001/v1")
@@ -123,6 +126,13 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+        if self.tools is not None:
+            from reagent.envs import offerable_tools
+
+            valid = offerable_tools(self.env)
+            if not isinstance(self.tools, list) or any(t not in valid for t in self.tools):
+                raise ValueError(f"tools={self.tools!r} is not valid for env={self.env}: a list of "
+                                 f"{', '.join(valid)} (or [] for none)")
         if self.uses_judge and not (self.judge_model or self.judge_base_url):
             raise ValueError(f"variant={self.variant} needs a judge: set judge_model=DIR or "
                              "judge_base_url=URL (or use variant=grpo)")

@@ -115,8 +115,17 @@ def build_judge(c: TrainConfig):
 
 
 def build_env_and_tasks(c: TrainConfig):
-    """The environment and its training tasks. Benchmarks (math, qa) load through the eval
-    harness, which maps each benchmark to its environment, tools and corpus."""
+    """The environment, offering ``c.tools`` (:func:`reagent.envs.with_tools`), and its
+    training tasks."""
+    from reagent.envs import with_tools
+
+    env, tasks = _env_and_tasks(c)
+    return with_tools(env, c.tools), tasks
+
+
+def _env_and_tasks(c: TrainConfig):
+    """Benchmarks (math, qa) load through the eval harness, which maps each benchmark to
+    its environment, tools and corpus."""
     if c.env == "toy":
         from reagent.envs.toy import ToyEnv
 

@@ -19,6 +19,10 @@ One step reads like the algorithm:
    reference is loaded at coefficient 0) and entropy bonus; only the policy's own
    tokens are in the loss (prompts, tool results and critiques are masked);
 6. **step**: mu optimizer steps per batch (AdamW, clip 1.0, warm-up + constant/cosine).
+   At mu = 1 the "old" log-probs are the current ones detached (ratio 1; TRL and verl
+   skip that forward too); only mu > 1 recomputes them before the first step. Logits are
+   computed at loss positions only, over length-bucketed micro-batches
+   (:mod:`reagent.train.logprobs`); the update's peak memory is logged (``memory/``).
 
 Runs single-process by default and under ``accelerate launch`` (DDP or DeepSpeed
 ZeRO-2/3) for many processes; each process rolls out its own shard of prompts.
@@ -43,10 +47,13 @@ from reagent.envs.base import initial_messages
 from reagent.jsonl import write_records
 from reagent.records import Trajectory
 from reagent.train import runtime
-from reagent.train.algos import clipped_policy_loss, kl_k3, token_logprobs, token_mean
-from reagent.train.batch import Batch, assign_rewards, collate, padding_batch, select_and_advantage
+from reagent.train.algos import clipped_policy_loss, kl_k3, token_mean
+from reagent.train.batch import (Batch, assign_rewards, collate, length_buckets, padding_batch,
+                                 select_and_advantage)
 from reagent.tokenization import pad_token_id
 from reagent.train.config import TrainConfig
+from reagent.train.logprobs import sequence_logprobs
+from reagent.train.memory import peak_memory, reset_peak_memory
 from reagent.train.setup import build_env_and_tasks, build_judge, build_models
 from rrm.metrics import pearson
 
@@ -199,25 +206,31 @@ class GRPOTrainer:
 
     # ---- update ----------------------------------------------------------------------------
     def _logprobs(self, model, mb: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probs under the sampling distribution (logits / temperature); the entropy
-        keeps its graph only when it is in the loss."""
+        """Log-probs under the sampling distribution (logits / temperature), with logits
+        only at the loss positions (:mod:`reagent.train.logprobs`); the entropy keeps its
+        graph only when it is in the loss."""
         device = self.acc.device
-        logits = model(input_ids=mb.input_ids.to(device), attention_mask=mb.attention_mask.to(device)).logits
-        return token_logprobs(logits, mb.input_ids.to(device), temperature=self.c.temperature,
-                              entropy_grad=self.c.entropy_coef != 0)
+        return sequence_logprobs(model, mb.input_ids.to(device), mb.attention_mask.to(device),
+                                 mb.loss_mask.to(device), temperature=self.c.temperature,
+                                 entropy_grad=self.c.entropy_coef != 0)
 
-    def _micro_batches(self, batch: Batch | None, n: int) -> list[Batch]:
-        """``n`` micro-batches: this rank's, then zero-weight padding (all-masked rows)
-        so every rank runs the same number of forwards and backwards (ZeRO-3, DDP)."""
-        size = self.c.micro_batch_size
-        own = [] if batch is None else [batch.slice(i, i + size) for i in range(0, len(batch), size)]
-        return own + [padding_batch(pad_token_id(self.tokenizer)) for _ in range(n - len(own))]
+    def _micro_batches(self, kept: list[Trajectory], adv: torch.Tensor, n: int) -> list[Batch]:
+        """``n`` micro-batches: this rank's, length-bucketed and each padded to its own
+        longest row, then zero-weight padding (all-masked rows) so every rank runs the same
+        number of forwards and backwards (ZeRO-3, DDP)."""
+        pad_id = pad_token_id(self.tokenizer)
+        own = [collate([kept[i] for i in idx], adv[idx], pad_id)
+               for idx in length_buckets([len(t.token_ids) for t in kept], self.c.micro_batch_size)]
+        return own + [padding_batch(pad_id) for _ in range(n - len(own))]
 
     @torch.no_grad()
-    def _fill_old_logprobs(self, micro: list[Batch]) -> None:
+    def _fill_old_logprobs(self, micro: list[Batch], old: bool) -> None:
+        """Old log-probs (only when mu > 1: at mu = 1 they are the current ones detached, as
+        TRL and verl take them) and the reference model's (only with a KL term)."""
         self.model.eval()
         for mb in micro:
-            mb.old_logp = self._logprobs(self.model, mb)[0].cpu()
+            if old:
+                mb.old_logp = self._logprobs(self.model, mb)[0].cpu()
             if self.ref_model is not None:
                 mb.ref_logp = self._logprobs(self.ref_model, mb)[0].cpu()
         self.model.train()
@@ -229,14 +242,16 @@ class GRPOTrainer:
         with fewer, or with nothing left after dropping degenerate groups, pads with
         zero-weight micro-batches; only when no rank has anything is the update skipped.
         """
-        batch = collate(kept, adv, pad_token_id(self.tokenizer)) if kept else None
+        reset_peak_memory()
         own = math.ceil(len(kept) / self.c.micro_batch_size)
         n_micro = self.ranks.max_int(own)
         if n_micro == 0:
-            return {"actor/skipped_update": 1.0}
-        micro = self._micro_batches(batch, n_micro)
-        self._fill_old_logprobs(micro)
-        n_tokens = float(batch.loss_mask.sum().clamp(min=1.0)) if batch is not None else 1.0
+            return {"actor/skipped_update": 1.0, **peak_memory()}
+        micro = self._micro_batches(kept, adv, n_micro)
+        recompute_old = self.c.updates_per_batch > 1
+        if recompute_old or self.ref_model is not None:
+            self._fill_old_logprobs(micro, old=recompute_old)
+        n_tokens = max(float(sum(sum(t.loss_mask) for t in kept)), 1.0)
         normalizer = n_tokens if self.c.loss_agg == "token-mean" else float(len(kept) or 1)
         n_rows = max(len(kept), 1)
         stats: dict[str, float] = {}
@@ -246,7 +261,8 @@ class GRPOTrainer:
                 with self._accumulation(last):
                     logp, entropy = self._logprobs(self.model, mb)
                     mask = mb.loss_mask.to(logp.device)
-                    loss, s = clipped_policy_loss(logp, mb.old_logp.to(logp.device), mb.advantages.to(logp.device),
+                    old_logp = logp.detach() if mb.old_logp is None else mb.old_logp.to(logp.device)
+                    loss, s = clipped_policy_loss(logp, old_logp, mb.advantages.to(logp.device),
                                                   mask, self.c.clip_low, self.c.clip_high, self.c.loss_agg,
                                                   normalizer)
                     ent = token_mean(entropy, mask, n_tokens)
@@ -270,6 +286,8 @@ class GRPOTrainer:
         stats["actor/lr"] = self.scheduler.get_last_lr()[0]
         stats["actor/trajectories"] = float(len(kept))
         stats["actor/micro_batches"] = float(n_micro)
+        stats["actor/padded_tokens"] = float(sum(mb.input_ids.numel() for mb in micro))
+        stats.update(peak_memory())
         if self.c.rollout_backend == "vllm":  # full tensors, gathered one by one under ZeRO-3
             self.backend.load_weights(runtime.full_weights(self.acc, self.model))
         return stats
