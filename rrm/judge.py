@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,8 +61,12 @@ class Judge:
 
     ``score`` accepts :class:`~reagent.records.Trajectory`, :class:`JudgeExample`,
     message lists or rendered text, and returns one :class:`Judgment` per item, in
-    order. ``stats`` counts statuses over the judge's lifetime.
+    order. ``stats`` counts statuses over the judge's lifetime. ``score`` may be called
+    from several threads at once (the trainer's overlapped judging does). ``remote``: the
+    judge runs elsewhere (HTTP), so calling it overlaps with local generation.
     """
+
+    remote = False
 
     def __init__(self, generate: GenerateFn, model: str, max_new_tokens: int = 512,
                  retry_max_new_tokens: int | None = None, max_chars: int | None = 24000):
@@ -73,6 +78,7 @@ class Judge:
         self.retry_max_new_tokens = retry_max_new_tokens or 2 * max_new_tokens
         self.max_chars = max_chars
         self.stats: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def params(self, max_new_tokens: int) -> SamplingParams:
         # Greedy; "</score>" ends the verdict, so a model that rambles on costs nothing.
@@ -103,8 +109,9 @@ class Judge:
             for i, j in zip(retry, again):
                 j.extra["retried"] = "truncated"
                 judgments[i] = j
+        with self._lock:
+            self.stats.update(j.status for j in judgments)
         for j in judgments:
-            self.stats[j.status] += 1
             if not is_scored(j):
                 log.warning("judge %s: %s (%s)", self.model, j.status, j.extra.get("error", ""))
         return judgments
@@ -184,6 +191,8 @@ class HTTPJudge(Judge):
     used. Concurrency, timeouts and retries with backoff are the backend's; a request
     that still fails becomes a ``failed`` judgment.
     """
+
+    remote = True
 
     def __init__(self, base_url: str, model: str | None = None, *,
                  api_key_env: str | None = "OPENAI_API_KEY", concurrency: int = 8,
