@@ -11,9 +11,12 @@ with or without the shared system-prompt KV cache -- alternating the ways for
 ``--repeats`` rounds, and prints the median seconds, items/s, generated tokens/s, the
 statuses (which must agree: the ways differ in speed only) and the ratios.
 
-``overlap`` builds a tiny policy and runs Reagent-R steps of ``prompts x group`` episodes
-against the scripted judge server of the tests (127.0.0.1, answering after ``--delay``
-seconds, ``judge_concurrency`` requests in flight). It prints the rollout alone, the
+``overlap`` runs Reagent-R steps of ``prompts x group`` episodes against the scripted
+judge server of the tests (127.0.0.1, answering after ``--delay`` seconds,
+``judge_concurrency`` requests in flight). The policy is the tests' scripted one taking
+``--turn-s`` seconds a turn, its episodes ending after 1 to 5 turns as a real policy's do
+(an untrained tiny model ends every episode in the same turn, which leaves nothing to
+overlap; ``--turn-s 0`` uses it anyway); the trainer's update is real. It prints the rollout alone, the
 judge alone (the same episodes after the rollout: what a step cost before overlap), and
 the overlapped step's rollout + judge time, with the ratios.
 """
@@ -84,7 +87,7 @@ def overlap(args: argparse.Namespace) -> None:
     from reagent.train.config import TrainConfig
     from reagent.train.trainer import GRPOTrainer
     from rrm.prompt import format_judgment
-    from tests.scripted import ScriptedServer
+    from tests.scripted import ScriptedServer, SlowScripted, staggered_solver
 
     out = Path(tempfile.mkdtemp())
     policy = make_tiny_model(out / "policy", size=args.size, seed=0)
@@ -92,8 +95,10 @@ def overlap(args: argparse.Namespace) -> None:
         trainer = GRPOTrainer(TrainConfig(
             model=str(policy), output_dir=str(out / "run"), variant="reagent-r", env="toy",
             judge_base_url=srv.url, judge_concurrency=args.concurrency, prompts_per_step=args.prompts,
-            group_size=args.group, max_turns=3, max_tokens=args.max_tokens,
+            group_size=args.group, max_turns=6, max_tokens=args.max_tokens,
             max_new_tokens=args.max_new_tokens, device="cpu", max_steps=args.steps, train_tasks=256))
+        if args.turn_s > 0:  # a policy whose episodes end after 1-5 turns of turn_s seconds each
+            trainer.loop.backend = SlowScripted(trainer.tokenizer, staggered_solver(), delay_s=args.turn_s)
         rollout_s, judge_s, step_s = [], [], []
         for k in range(args.steps + 1):
             tasks = trainer.next_prompts()
@@ -133,7 +138,10 @@ def main() -> None:
     o.add_argument("--concurrency", type=int, default=64)
     o.add_argument("--prompts", type=int, default=8)
     o.add_argument("--group", type=int, default=8)
-    o.add_argument("--max-tokens", type=int, default=256)
+    o.add_argument("--turn-s", type=float, default=0.5,
+                   help="scripted policy: seconds per turn (episodes end after 1-5 turns); "
+                        "0: the untrained tiny policy itself (every episode ends at once)")
+    o.add_argument("--max-tokens", type=int, default=600)
     o.add_argument("--max-new-tokens", type=int, default=64)
     o.add_argument("--size", default="micro")
     o.add_argument("--steps", type=int, default=3)

@@ -5,52 +5,18 @@ the policy is the scripted backend (real tokenizer, real agent loop) taking a fi
 per turn, with episodes that end after 1 to 5 turns.
 """
 
-import itertools
 import re
 import shutil
 import time
 
 import pytest
 
-from reagent.generation.base import SamplingParams
 from reagent.jsonl import load_records
 from reagent.records import Trajectory
 from reagent.train.trainer import GRPOTrainer
 from rrm.prompt import format_judgment
-from tests.scripted import ScriptedBackend, ScriptedServer
-from tests.test_agent import call
+from tests.scripted import ScriptedServer, SlowScripted, staggered_solver
 from tests.train.test_trainer import config
-
-
-def staggered_solver():
-    """Episode k (in order of first turns) looks up an account for k % 5 turns, then answers
-    (right or wrong by turn count): the batch's episodes end at different turns."""
-    plans = itertools.count()
-
-    def script(text, turn):
-        if turn == 0:
-            return f"Plan: {next(plans) % 5} lookups.\n" + call("lookup", account="A")
-        wanted = int(re.search(r"Plan: (\d) lookups", text).group(1))
-        if turn <= wanted:
-            return call("lookup", account="A")
-        return f"\\boxed{{{turn}}}"
-    return script
-
-
-class SlowScripted(ScriptedBackend):
-    """A scripted policy whose every generate call takes ``delay_s`` (a GPU forward's time)."""
-
-    def __init__(self, tokenizer, script, delay_s):
-        super().__init__(tokenizer, script)
-        self.delay_s = delay_s
-        self.mixed_calls = 0  # calls that held a revision beside an unfinished first attempt
-
-    def generate(self, prompts: list[list[int]], params: SamplingParams):
-        if prompts:
-            time.sleep(self.delay_s)
-        revised = ["CRITIQUEMARK" in self.tokenizer.decode(p) for p in prompts]
-        self.mixed_calls += any(revised) and not all(revised)
-        return super().generate(prompts, params)
 
 
 def judge_reply(body):
