@@ -7,7 +7,9 @@ One step reads like the algorithm:
 2. **judge** (reagent-r/u): the Agent-RRM scores every episode; under reagent-u each
    initial episode (all, or only failed ones) gets one **revised** episode whose
    prompt is question + first attempt + critique (:mod:`reagent.critique`), and the
-   revised episodes are judged too;
+   revised episodes are judged too. With an HTTP judge (``judge_base_url``) this
+   overlaps the rollout: each episode is judged as it ends and each revision joins the
+   running rollout when its critique arrives (:mod:`reagent.train.overlap`);
 3. **reward**: R = outcome + lambda * score (outcome alone for grpo, or for a judge
    failure under ``on_judge_failure=outcome_only``; ``drop`` removes the episode;
    ``stop`` ends the run);
