@@ -27,6 +27,7 @@ counts generated tokens only, estimated as characters / 4 where the server gives
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -119,24 +120,50 @@ class AgentLoop:
                                 if self.tokenizer is not None else dict(config.chat_template_kwargs))
         self._calls = 0  # advances the seed so every backend call samples differently
 
-    def run(self, specs: list[EpisodeSpec]) -> list[Trajectory]:
-        episodes = [_Episode(s, self.env) for s in specs]
-        if self.backend.supports_tokens:
-            for ep in episodes:
-                ep.ids = encode_prompt(self.tokenizer, ep.messages, tools=ep.schemas,
-                                       template_kwargs=self.template_kwargs,
-                                       tool_format=self.tool_format)
-                ep.mask = [0] * len(ep.ids)
-                ep.prompt_len = len(ep.ids)
+    def run(self, specs: list[EpisodeSpec], on_finish: Callable[[Trajectory], None] | None = None,
+            more: Callable[[bool], list[EpisodeSpec] | None] | None = None) -> list[Trajectory]:
+        """Run ``specs`` to the end; trajectories come back in order (``more``'s after).
+
+        ``on_finish(traj)`` is called the moment an episode ends, while the rest of the
+        batch still generates (the trainer sends it to an HTTP judge then). ``more(wait)``
+        is asked before every turn for episodes to add to the running batch (Reagent-U
+        revisions whose critique has arrived): it returns new specs (maybe none), or
+        ``None`` once no more will come; with ``wait=True`` (nothing else is live) it may
+        block until some arrive.
+        """
+        episodes = [self._start(s) for s in specs]
+        done: dict[int, Trajectory] = {}
         with ThreadPoolExecutor(self.config.tool_workers) as pool:
             while True:
                 live = [ep for ep in episodes if not ep.done]
-                if not self._any_rank_busy(bool(live)):
+                if more is not None:
+                    new = more(not live)
+                    if new is None:
+                        more = None
+                    else:
+                        episodes += [self._start(s) for s in new]
+                        live += episodes[len(episodes) - len(new):]
+                if not self._any_rank_busy(bool(live) or more is not None):
                     break
+                if not live and not self.backend.supports_tokens:
+                    continue  # still waiting on ``more``
                 gens = self._generate(live)
                 pending = [(ep, self._take_turn(ep, gen)) for ep, gen in zip(live, gens)]
                 self._run_tools([(ep, calls) for ep, calls in pending if calls], pool)
-        return [self._finish(ep) for ep in episodes]
+                for ep in live:
+                    if ep.done and on_finish is not None:
+                        done[id(ep)] = traj = self._finish(ep)
+                        on_finish(traj)
+        return [done.get(id(ep)) or self._finish(ep) for ep in episodes]
+
+    def _start(self, spec: EpisodeSpec) -> _Episode:
+        ep = _Episode(spec, self.env)
+        if self.backend.supports_tokens:
+            ep.ids = encode_prompt(self.tokenizer, ep.messages, tools=ep.schemas,
+                                   template_kwargs=self.template_kwargs, tool_format=self.tool_format)
+            ep.mask = [0] * len(ep.ids)
+            ep.prompt_len = len(ep.ids)
+        return ep
 
     def _any_rank_busy(self, local_busy: bool) -> bool:
         """ZeRO-3 token backends keep every rank generating until all ranks are done."""

@@ -34,9 +34,11 @@ class JudgeOptions:
                                               "server's first model); for --model, the name "
                                               "recorded in judgments")
     batch_size: int = cfg(16, help="items judged per batch (local: generation batch size)")
-    max_new_tokens: int = cfg(1024, help="token limit of one verdict")
-    retry_max_new_tokens: int = cfg(0, help="token limit of the one retry of a truncated "
-                                            "verdict; 0: twice max_new_tokens")
+    max_new_tokens: int = cfg(512, help="token limit of one verdict; also what cuts a "
+                                        "runaway verdict (see rrm.judge)")
+    retry_max_new_tokens: int = cfg(0, help="token limit of the one retry of a verdict "
+                                            "truncated after its analysis (never of a "
+                                            "runaway); 0: twice max_new_tokens")
     max_chars: int = cfg(24000, help="character budget of the rendered trajectory")
     concurrency: int = cfg(8, help="HTTP: requests in flight")
     timeout: float = cfg(120.0, help="HTTP: seconds per request")

@@ -12,7 +12,9 @@ that needs one uses (backends, answer checking, annotation, evaluation).
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +52,41 @@ class ScriptedBackend(TokenBackend):
             ids_out = reply_ids + [self.tokenizer.convert_tokens_to_ids(self.end_token)]
             out.append(Generation(text=reply, token_ids=ids_out, finish_reason="stop"))
         return out
+
+
+class SlowScripted(ScriptedBackend):
+    """A scripted policy whose every non-empty generate call takes ``delay_s`` (a GPU
+    forward's time), for overlap tests and benchmarks. ``mixed_calls`` counts calls that
+    held a revised prompt (one containing ``revised_mark``) beside a first attempt."""
+
+    def __init__(self, tokenizer, script, delay_s: float, revised_mark: str = "CRITIQUEMARK"):
+        super().__init__(tokenizer, script)
+        self.delay_s, self.revised_mark = delay_s, revised_mark
+        self.mixed_calls = 0
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
+        if prompts:
+            time.sleep(self.delay_s)
+        revised = [self.revised_mark in self.tokenizer.decode(p) for p in prompts]
+        self.mixed_calls += any(revised) and not all(revised)
+        return super().generate(prompts, params)
+
+
+def staggered_solver(max_extra: int = 5):
+    """A script for the toy env whose episodes end at different turns: the k-th episode to
+    start plans ``k % max_extra`` more lookups, writes the plan into its first turn (which
+    later prompts carry), then answers ``\\boxed{turn}``."""
+    plans = itertools.count()
+
+    def lookup() -> str:
+        return '<tool_call>\n' + json.dumps({"name": "lookup", "arguments": {"account": "A"}}) + '\n</tool_call>'
+
+    def script(text: str, turn: int) -> str:
+        if turn == 0:
+            return f"Plan: {next(plans) % max_extra} lookups.\n" + lookup()
+        wanted = int(re.search(r"Plan: (\d+) lookups", text).group(1))
+        return lookup() if turn <= wanted else f"\\boxed{{{turn}}}"
+    return script
 
 
 class ScriptedServer:

@@ -63,6 +63,8 @@ class TrainConfig:
     judge_timeout_s: float = cfg(120.0, help="judge_base_url: seconds per request, end to end "
                                  "(a server dripping its answer is cut off)")
     judge_max_retries: int = cfg(3, help="judge_base_url: retries of a failed request, with backoff")
+    judge_concurrency: int = cfg(64, help="judge_base_url: requests in flight; episodes are sent "
+                                          "as they finish, overlapping the rollout")
     judge_batch_size: int = cfg(64, help="local judge generation batch")
     judge_lambda: float = cfg(0.3, help="lambda: reward = outcome + lambda * judge score")
     on_judge_failure: str = cfg("outcome_only", help="drop | outcome_only | stop when the judge cannot score")
@@ -119,6 +121,7 @@ class TrainConfig:
             (self.updates_per_batch >= 1, f"updates_per_batch={self.updates_per_batch} must be >= 1"),
             (self.judge_timeout_s > 0, f"judge_timeout_s={self.judge_timeout_s} must be > 0"),
             (self.judge_max_retries >= 0, f"judge_max_retries={self.judge_max_retries} must be >= 0"),
+            (self.judge_concurrency >= 1, f"judge_concurrency={self.judge_concurrency} must be >= 1"),
             (self.micro_batch_size >= 1, f"micro_batch_size={self.micro_batch_size} must be >= 1"),
             (self.prompts_per_step >= 1, f"prompts_per_step={self.prompts_per_step} must be >= 1"),
             (self.temperature > 0, f"temperature={self.temperature}: GRPO samples; use a temperature > 0"),

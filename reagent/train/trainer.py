@@ -7,7 +7,9 @@ One step reads like the algorithm:
 2. **judge** (reagent-r/u): the Agent-RRM scores every episode; under reagent-u each
    initial episode (all, or only failed ones) gets one **revised** episode whose
    prompt is question + first attempt + critique (:mod:`reagent.critique`), and the
-   revised episodes are judged too;
+   revised episodes are judged too. With an HTTP judge (``judge_base_url``) this
+   overlaps the rollout: each episode is judged as it ends and each revision joins the
+   running rollout when its critique arrives (:mod:`reagent.train.overlap`);
 3. **reward**: R = outcome + lambda * score (outcome alone for grpo, or for a judge
    failure under ``on_judge_failure=outcome_only``; ``drop`` removes the episode;
    ``stop`` ends the run);
@@ -31,6 +33,7 @@ ZeRO-2/3) for many processes; each process rolls out its own shard of prompts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import random
 import time
@@ -109,17 +112,31 @@ class GRPOTrainer:
         prompts = self.next_prompts()
         specs = [EpisodeSpec(task=t, messages=initial_messages(self.env, t), id=f"s{self.step}-{t.id}#{k}",
                              extra={"group": g}) for g, t in enumerate(prompts) for k in range(c.group_size)]
-        with timed("rollout", timings):
-            trajs = self.rollout(specs)
-        scores: list[float | None] = [None] * len(trajs)
-        keep = [True] * len(trajs)
-        if c.uses_judge:
-            with timed("judge", timings):
-                scores, keep = self.judge_all(trajs, n_context=[0] * len(trajs))
-        revise_skips: dict = {}
-        if c.variant == "reagent-u":
-            revised, revised_scores, revised_keep, revise_skips = self.revise(trajs, timings)
-            trajs, scores, keep = trajs + revised, scores + revised_scores, keep + revised_keep
+        # An HTTP judge runs elsewhere: episodes go to it as they finish and (reagent-u)
+        # revisions join the rollout as their critiques arrive (reagent.train.overlap).
+        stream = None
+        if c.uses_judge and getattr(self.judge, "remote", False):
+            from reagent.train.overlap import StreamingJudge
+
+            stream = StreamingJudge(self.judge, len(specs), self.judge.backend.concurrency,
+                                    self._revision_of if c.variant == "reagent-u" else None)
+        try:
+            with timed("rollout", timings):
+                trajs = self.rollout(specs) if stream is None else self.rollout(specs, stream)
+            trajs, streamed = trajs[:len(specs)], trajs[len(specs):]
+            scores: list[float | None] = [None] * len(trajs)
+            keep = [True] * len(trajs)
+            if c.uses_judge:
+                with timed("judge", timings):
+                    scores, keep = self.judge_all(trajs, n_context=[0] * len(trajs), stream=stream)
+            revise_skips: dict = {}
+            if c.variant == "reagent-u":
+                revised, revised_scores, revised_keep, revise_skips = self.revise(
+                    trajs, timings, stream=stream, streamed=streamed)
+                trajs, scores, keep = trajs + revised, scores + revised_scores, keep + revised_keep
+        finally:
+            if stream is not None:
+                stream.close()
         reward_counts = assign_rewards(
             trajs, scores, c.judge_lambda if c.uses_judge else 0.0, c.truncated, c.truncation_penalty,
             keep=keep, group_ids=[t.extra["group"] for t in trajs], judged=c.uses_judge)
@@ -139,49 +156,75 @@ class GRPOTrainer:
         metrics["timing_s/step"] = sum(timings.values())
         return metrics
 
-    def rollout(self, specs: list[EpisodeSpec]) -> list[Trajectory]:
+    def rollout(self, specs: list[EpisodeSpec], stream=None) -> list[Trajectory]:
         """Under ZeRO-3 the weights are gathered for generation and every rank keeps
-        generating until all are done (the backend's ``sync_ranks``)."""
+        generating until all are done (the backend's ``sync_ranks``). With ``stream``
+        (a :class:`~reagent.train.overlap.StreamingJudge`) each episode is judged as it
+        ends and revisions it hands back join the batch (returned after ``specs``')."""
         self.model.eval()
         with torch.no_grad(), runtime.generation_model(self.acc, self.model):
-            trajs = self.loop.run(specs)
+            trajs = self.loop.run(specs, on_finish=stream and stream.on_finish,
+                                  more=stream and stream.revision_for and stream.more)
         self.model.train()
         return trajs
 
-    def judge_all(self, trajs: list[Trajectory], n_context: list[int]) -> tuple[list, list]:
-        """Judge each episode on its own attempt (a revised episode without its context)."""
+    def judge_all(self, trajs: list[Trajectory], n_context: list[int], stream=None) -> tuple[list, list]:
+        """Judge each episode on its own attempt (a revised episode without its context);
+        with ``stream`` the judgments were requested as the episodes finished: collect them."""
         from rrm.judge import apply_failure_policy
 
-        views = [t if n == 0 else attempt_view(t, n) for t, n in zip(trajs, n_context)]
-        judgments = self.judge.score(views)
-        for t, j in zip(trajs, judgments):
-            t.judge = j
+        if stream is not None:
+            judgments = stream.judgments(trajs)
+        else:
+            views = [t if n == 0 else attempt_view(t, n) for t, n in zip(trajs, n_context)]
+            judgments = self.judge.score(views)
+            for t, j in zip(trajs, judgments):
+                t.judge = j
         return apply_failure_policy(judgments, self.c.on_judge_failure, self.judge_counter)
 
-    def revise(self, trajs: list[Trajectory], timings: dict) -> tuple[list, list, list, dict]:
+    def revise(self, trajs: list[Trajectory], timings: dict, stream=None,
+               streamed: list[Trajectory] | None = None) -> tuple[list, list, list, dict]:
         """Reagent-U: one critique-conditioned revision per initial episode (or per failed one).
 
         An episode whose judgment failed has no critique to act on and is not revised (a made-up
         critique would teach the policy to revise on nothing); nor is one without an outcome.
         Both are counted in ``revise/skipped_judge_failed`` and ``revise/skipped_no_outcome``.
+        With ``stream`` the revisions already ran inside the rollout (``streamed``, in
+        arrival order: put back in their parents' order) and were judged as they ended.
         """
         wanted = [t for t in trajs if self.c.revise == "all" or (t.outcome or 0.0) < 1.0]
         no_outcome = [t for t in wanted if t.outcome is None]
         failed = [t for t in wanted if t.outcome is not None
                   and (t.judge is None or t.judge.score is None)]
         skips = {"revise/skipped_judge_failed": len(failed), "revise/skipped_no_outcome": len(no_outcome)}
-        chosen = [t for t in wanted if t.outcome is not None and t.judge is not None
-                  and t.judge.score is not None]
-        task_of = {t.id: t for t in self.tasks}
-        specs = [revision_spec(t, critique_of(t.judge), task_of[t.task_id], extra={"group": t.extra["group"]})
-                 for t in chosen]
-        if not specs:
+        if stream is not None:
+            position = {t.id: i for i, t in enumerate(trajs)}
+            revised = sorted(streamed or [], key=lambda t: position[t.parent_id])
+            n_context = [0] * len(revised)
+        else:
+            specs = [s for s in map(self._revision_of, trajs) if s is not None]
+            if not specs:
+                return [], [], [], skips
+            with timed("rollout", timings):
+                revised = self.rollout(specs)
+            n_context = [len(s.messages) for s in specs]
+        if not revised:
             return [], [], [], skips
-        with timed("rollout", timings):
-            revised = self.rollout(specs)
         with timed("judge", timings):
-            scores, keep = self.judge_all(revised, [len(s.messages) for s in specs])
+            scores, keep = self.judge_all(revised, n_context, stream=stream)
         return revised, scores, keep, skips
+
+    def _revision_of(self, t: Trajectory) -> EpisodeSpec | None:
+        """The revision of a judged initial episode, or None when it is not to be revised."""
+        if not (self.c.revise == "all" or (t.outcome or 0.0) < 1.0) or t.outcome is None \
+                or t.judge is None or t.judge.score is None:
+            return None
+        return revision_spec(t, critique_of(t.judge), self._task_by_id[t.task_id],
+                             extra={"group": t.extra["group"]})
+
+    @functools.cached_property
+    def _task_by_id(self) -> dict:
+        return {t.id: t for t in self.tasks}
 
     def reward_metrics(self, trajs: list[Trajectory], scores: list[float | None]) -> dict:
         initial = [t for t in trajs if t.stage == "initial"]

@@ -187,3 +187,43 @@ def test_row_limits_each_row_stops_at_its_own_limit(hf_backend, prompts):
     assert [len(g.token_ids) for g in zero] == [0, 2]
     with pytest.raises(ValueError, match="one limit per prompt"):
         backend.generate(prompts, SamplingParams(row_max_new_tokens=[1, 2]))
+
+
+def test_shared_prefix_cache_equals_no_cache_path(hf_backend):
+    """A long shared prefix (a judge's system prompt) prefilled once, its KV cache copied
+    into micro-batches of mixed suffix lengths: greedy tokens and log-probs match the
+    path that prefills every full prompt, and the prefix really is computed once."""
+    from reagent.generation.hf import MIN_SHARED_PREFIX, common_prefix_length
+
+    tok = hf_backend.tokenizer
+    system = tok("You judge agent trajectories. Think, critique, then score from 0 to 1. " * 3)["input_ids"]
+    assert len(system) >= MIN_SHARED_PREFIX
+    prompts = [system + tok(t)["input_ids"] for t in TEXTS]
+    assert common_prefix_length(prompts) == len(system)
+    params = SamplingParams(max_new_tokens=12, temperature=0.0, logprobs=True)
+    plain = HFBackend(hf_backend.model, tok, batch_size=2).generate(prompts, params)
+    cached_backend = HFBackend(hf_backend.model, tok, batch_size=2, prefix_cache=True)
+    widths = []
+    hook = hf_backend.model.register_forward_pre_hook(
+        lambda _m, _a, kw: widths.append(kw["input_ids"].shape), with_kwargs=True)
+    try:
+        cached = cached_backend.generate(prompts, params)
+    finally:
+        hook.remove()
+    assert [g.token_ids for g in cached] == [g.token_ids for g in plain]
+    assert [g.finish_reason for g in cached] == [g.finish_reason for g in plain]
+    for a, b in zip(cached, plain):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+    # one prefill of the prefix alone, then micro-batches whose first forward holds suffixes only
+    assert widths[0] == (1, len(system))
+    longest_suffix = max(len(p) - len(system) for p in prompts)
+    assert max(w[1] for w in widths[1:]) == longest_suffix
+
+
+def test_prefix_cache_is_skipped_without_a_long_shared_prefix(hf_backend, prompts):
+    from reagent.generation.hf import common_prefix_length
+
+    assert common_prefix_length(prompts) < 16
+    assert common_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # each row keeps one token
+    cached = HFBackend(hf_backend.model, hf_backend.tokenizer, prefix_cache=True).generate(prompts, GREEDY)
+    assert [g.token_ids for g in cached] == [g.token_ids for g in hf_backend.generate(prompts, GREEDY)]

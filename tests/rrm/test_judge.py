@@ -29,18 +29,53 @@ def test_messages_carry_question_and_trajectory_not_answer():
 
 
 def test_truncated_output_is_retried_once_with_a_larger_limit():
+    # (Before issue 20 a verdict truncated anywhere was retried; now only one that had
+    # finished its analysis is -- a truncation inside <think> is a runaway, see below.)
     limits = []
 
     def gen(convs, params):
         limits.append(params.max_new_tokens)
         if params.max_new_tokens < 100:
-            return [Generation(text="<think>long", finish_reason="length") for _ in convs]
+            return [Generation(text="<think>a</think><critique>lo", finish_reason="length") for _ in convs]
         return [Generation(text=format_judgment("a", "b", 0.9)) for _ in convs]
 
     judge = Judge(gen, "m", max_new_tokens=50, retry_max_new_tokens=200)
     js = judge.score([TRAJ, TRAJ])
     assert limits == [50, 200]
     assert [j.score for j in js] == [0.9, 0.9] and js[0].extra["retried"] == "truncated"
+
+
+def test_runaway_verdicts_are_cut_and_not_retried():
+    """Truncated inside <think>, or looping: no retry (it would only loop longer); the
+    verdict stays truncated with score None and says why. A near-finished one in the
+    same batch is retried alone."""
+    looping = "<think>ok</think><critique>" + "the agent is wrong. " * 20
+    near = "<think>ok</think><critique>- misread the ledger</critique><sco"
+    first = {0: "<think>" + "hmm " * 40, 1: looping, 2: near}
+    calls = []
+
+    def gen(convs, params):
+        calls.append((len(convs), params.max_new_tokens))
+        if params.max_new_tokens == 50:
+            return [Generation(text=first[k], finish_reason="length") for k in range(len(convs))]
+        return [Generation(text=format_judgment("ok", "- misread the ledger", 0.4)) for _ in convs]
+
+    js = Judge(gen, "m", max_new_tokens=50).score([TRAJ, TRAJ, TRAJ])
+    assert calls == [(3, 50), (1, 100)]  # only the near-finished verdict is retried
+    assert [j.status for j in js] == ["truncated", "truncated", "ok"]
+    assert [j.score for j in js] == [None, None, 0.4]
+    assert js[0].extra["runaway"] == "think" and js[1].extra["runaway"] == "repetition"
+    assert "retried" not in js[0].extra and js[2].extra["retried"] == "truncated"
+
+
+def test_runaway_rule_on_hand_written_tails():
+    from rrm.judge import runaway
+
+    assert runaway("<think>still thinking") == "think"
+    assert runaway("<think>a</think><critique>" + "ab" * 120) == "repetition"
+    assert runaway("<think>a</think><critique>" + "x" * 100) is None  # a loop, but too short to call
+    varied = " ".join(f"step {i} checks account {i * 7 % 13}" for i in range(20))
+    assert runaway("<think>a</think><critique>" + varied) is None
 
 
 def test_backend_exception_is_a_failure_not_a_zero():

@@ -130,7 +130,9 @@ def test_http_judge_scores_a_trajectory_file(server, tmp_path):
         assert t.judge.status in ("truncated", "missing_score", "unparseable_score",
                                   "missing_blocks", "ok", "out_of_range")
         if t.judge.status == "truncated":
-            assert t.judge.score is None and t.judge.extra["retried"] == "truncated"
+            # retried only when it had finished its analysis; else cut as a runaway
+            assert t.judge.score is None
+            assert t.judge.extra.get("retried") == "truncated" or t.judge.extra["runaway"]
     # Resume: nothing left to do, nothing written twice.
     assert run(config) == 0
     assert len(load_records(out, Trajectory)) == len(judged)
