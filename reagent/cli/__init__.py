@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "label-steps": ("data_gen.cli_label_steps", "TD+GAE or Monte-Carlo step labels (Q, advantage, cost) for PRM training"),
     "train-prm": ("rrm.cli_train_prm", "train a value-head process reward model: promise (MSE) + beta * progress"),
     "score-steps": ("rrm.cli_score_steps", "batched per-step values of trajectories from a trained PRM"),
+    "import-prm": ("data_gen.cli_import_prm", "Math-Shepherd or PRM800K JSONL to step labels for train-prm"),
+    "eval-prm": ("eval.cli_eval_prm", "a PRM on ProcessBench or PRMBench files: metrics per split"),
     "env": ("reagent.cli.env", "print versions of the project and its libraries, for bug reports"),
 }
 
