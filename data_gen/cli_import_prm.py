@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from reagent.config import add_config_args, cfg, load_config
-from reagent.jsonl import RecordWriter
+from reagent.jsonl import RecordWriter, SkipReport
 from data_gen.prm_import import FORMATS, import_prm_file
 
 
@@ -39,18 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     c = load_config(ImportPRMConfig, args)
-    errors: list = []
+    report = SkipReport()
     n = 0
     with RecordWriter(c.out, "w") as writer:
-        for label in import_prm_file(c.input, c.format, c.neutral_q, skip_bad=not c.strict, errors=errors):
+        for label in import_prm_file(c.input, c.format, c.neutral_q, skip_bad=not c.strict, report=report):
             writer.write(label)
             n += 1
             if c.limit is not None and n >= c.limit:
                 break
-    print(f"import-prm: wrote {n} step-label records to {c.out}; skipped {len(errors)} bad records",
-          file=sys.stderr)
-    for err in errors[:10]:
-        print(f"  {err}", file=sys.stderr)
-    if len(errors) > 10:
-        print(f"  ... and {len(errors) - 10} more", file=sys.stderr)
+    print(f"import-prm: wrote {n} step-label records to {c.out}; {c.input}: {report.summary()}", file=sys.stderr)
     return 0

@@ -30,8 +30,8 @@ import json
 import re
 from collections.abc import Iterator
 
-from reagent.jsonl import RecordError, iter_json_lines
-from reagent.records import StepLabel
+from reagent.jsonl import SkipReport, read_records
+from reagent.records import FieldError, StepLabel
 from reagent.steps import KI_TAG, join_steps
 
 FORMATS = ("math-shepherd", "prm800k")
@@ -52,46 +52,46 @@ def _label(record_id: str, problem: str, texts: list[str], qs: list[float], meth
 
 
 def parse_math_shepherd(obj: dict, record_id: str) -> StepLabel:
-    """One Math-Shepherd record; raises ``ValueError`` naming what is wrong."""
+    """One Math-Shepherd record; raises :class:`FieldError` naming the field."""
     text, label = obj.get("input"), obj.get("label")
     if not isinstance(text, str) or not isinstance(label, str):
-        raise ValueError("field 'input' and 'label' must be strings")
+        raise FieldError("input", "'input' and 'label' must be strings")
     parts = text.split(KI_TAG)
     if len(parts) < 2:
-        raise ValueError(f"field 'input': no '{KI_TAG}' step tag")
+        raise FieldError("input", f"no '{KI_TAG}' step tag")
     marks, pos = [], 0
     for k, part in enumerate(parts[:-1]):
         if label[pos:pos + len(part)] != part or pos + len(part) >= len(label):
-            raise ValueError(f"field 'label': does not match 'input' at step {k + 1}")
+            raise FieldError("label", f"does not match 'input' at step {k + 1}")
         mark = label[pos + len(part)]
         if mark not in "+-":
-            raise ValueError(f"field 'label': step {k + 1} is marked {mark!r}, expected '+' or '-'")
+            raise FieldError("label", f"step {k + 1} is marked {mark!r}, expected '+' or '-'")
         marks.append(mark)
         pos += len(part) + 1
     first = _FIRST_STEP.search(parts[0])
     problem = parts[0][: first.start()].strip() if first else ""
     if not problem:
-        raise ValueError("field 'input': cannot find the problem before 'Step 1:'")
+        raise FieldError("input", "cannot find the problem before 'Step 1:'")
     texts = [parts[0][first.start():].strip()] + [p.strip() for p in parts[1:-1]]
     if any(not t for t in texts):
-        raise ValueError("field 'input': an empty step between tags")
+        raise FieldError("input", "an empty step between tags")
     return _label(record_id, problem, texts, [1.0 if m == "+" else 0.0 for m in marks], "mc",
                   {"source": "math-shepherd", "estimate": "hard"}, {"task": obj.get("task")})
 
 
 def parse_prm800k(obj: dict, record_id: str, neutral_q: float = 1.0) -> StepLabel:
-    """One PRM800K labelling session; raises ``ValueError`` naming what is wrong."""
+    """One PRM800K labelling session; raises :class:`FieldError` naming the field."""
     question, label = obj.get("question"), obj.get("label")
     if not isinstance(question, dict) or not isinstance(question.get("problem"), str):
-        raise ValueError("field 'question.problem' must be a string")
+        raise FieldError("question.problem", "must be a string")
     if not isinstance(label, dict) or not isinstance(label.get("steps"), list) or not label["steps"]:
-        raise ValueError("field 'label.steps' must be a non-empty list")
+        raise FieldError("label.steps", "must be a non-empty list")
     rating_q = {1: 1.0, 0: neutral_q, -1: 0.0}
     texts, qs = [], []
     for k, step in enumerate(label["steps"]):
         where = f"label.steps[{k}]"
         if not isinstance(step, dict):
-            raise ValueError(f"field '{where}' must be an object")
+            raise FieldError(where, "must be an object")
         completions = step.get("completions") or []
         human, chosen = step.get("human_completion"), step.get("chosen_completion")
         if isinstance(human, dict) and isinstance(human.get("text"), str):
@@ -105,43 +105,41 @@ def parse_prm800k(obj: dict, record_id: str, neutral_q: float = 1.0) -> StepLabe
                 break  # the labeller stopped without a chosen or wrong step: the solution ends here
             rating = -1
         if not isinstance(pick, dict) or not isinstance(pick.get("text"), str) or rating not in rating_q:
-            raise ValueError(f"field '{where}': completion without text or with rating {rating!r} (not -1, 0, 1)")
+            raise FieldError(where, f"completion without text or with rating {rating!r} (not -1, 0, 1)")
         texts.append(pick["text"].strip())
         qs.append(rating_q[rating])
         if rating == -1:
             break
     if not texts:
-        raise ValueError("field 'label.steps': no usable step")
+        raise FieldError("label.steps", "no usable step")
     return _label(record_id, question["problem"], texts, qs, "human",
                   {"source": "prm800k", "neutral_q": neutral_q},
                   {"finish_reason": label.get("finish_reason"), "labeler": obj.get("labeler")})
 
 
+class _Reader:
+    """Adapts a parser to :func:`reagent.jsonl.read_records`, which adds ``FILE:LINE`` to its errors."""
+
+    def __init__(self, fmt: str, neutral_q: float):
+        if fmt not in FORMATS:
+            raise ValueError(f"format={fmt!r}: use one of {', '.join(FORMATS)}")
+        self.fmt, self.neutral_q = fmt, neutral_q
+
+    def from_dict(self, obj) -> StepLabel:
+        if not isinstance(obj, dict):
+            raise FieldError("<record>", f"expected an object, got {type(obj).__name__}")
+        key = obj.get("input") if self.fmt == "math-shepherd" else json.dumps(obj.get("question"), sort_keys=True)
+        record_id = str(obj.get("id") or f"{self.fmt}-{hashlib.sha256(str(key).encode()).hexdigest()[:12]}")
+        if self.fmt == "math-shepherd":
+            return parse_math_shepherd(obj, record_id)
+        return parse_prm800k(obj, record_id, self.neutral_q)
+
+
 def import_prm_file(path: str, fmt: str, neutral_q: float = 1.0, skip_bad: bool = True,
-                    errors: list[RecordError] | None = None) -> Iterator[StepLabel]:
+                    report: SkipReport | None = None) -> Iterator[StepLabel]:
     """Stream step labels from a Math-Shepherd or PRM800K JSONL file.
 
-    A bad line raises :class:`reagent.jsonl.RecordError` (``FILE:LINE: reason``), or with
-    ``skip_bad`` is appended to ``errors`` and skipped.
+    A bad line raises :class:`reagent.jsonl.RecordError` (``FILE:LINE: field 'x': reason``),
+    or with ``skip_bad`` is counted in ``report`` and skipped.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"format={fmt!r}: use one of {', '.join(FORMATS)}")
-    errors = errors if errors is not None else []
-    for lineno, text in iter_json_lines(path):
-        try:
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise RecordError(path, lineno, f"malformed JSON: {e.msg} at column {e.colno}") from None
-            if not isinstance(obj, dict):
-                raise RecordError(path, lineno, f"expected an object, got {type(obj).__name__}")
-            record_id = str(obj.get("id", f"{fmt}-{lineno}"))
-            try:
-                yield (parse_math_shepherd(obj, record_id) if fmt == "math-shepherd"
-                       else parse_prm800k(obj, record_id, neutral_q))
-            except ValueError as e:
-                raise RecordError(path, lineno, str(e)) from None
-        except RecordError as err:
-            if not skip_bad:
-                raise
-            errors.append(err)
+    return read_records(path, _Reader(fmt, neutral_q), skip_bad=skip_bad, report=report)  # type: ignore[arg-type]

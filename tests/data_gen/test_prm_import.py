@@ -8,7 +8,7 @@ import pytest
 
 from data_gen.prm_import import import_prm_file
 from reagent.cli import main as reagent_main
-from reagent.jsonl import RecordError, load_records
+from reagent.jsonl import RecordError, SkipReport, load_records
 from reagent.records import StepLabel
 
 SHEPHERD = {
@@ -64,9 +64,9 @@ def test_bad_records_name_file_and_line(tmp_path):
     src = _write(tmp_path / "ms.jsonl", [SHEPHERD, bad])
     with pytest.raises(RecordError, match=r"ms.jsonl:2: field 'label': step 1 is marked '\?'"):
         list(import_prm_file(str(src), "math-shepherd", skip_bad=False))
-    errors: list = []
-    assert len(list(import_prm_file(str(src), "math-shepherd", errors=errors))) == 1
-    assert len(errors) == 1 and errors[0].line == 2
+    report = SkipReport()
+    assert len(list(import_prm_file(str(src), "math-shepherd", report=report))) == 1
+    assert report.skipped == 1 and report.errors[0].line == 2
 
 
 def test_import_cli_output_trains_positions(tmp_path, tiny_tokenizer):
