@@ -42,6 +42,7 @@ def test_label_steps_td_gae_bootstrap(traces, tmp_path):
         assert label.extra["cost"] == {"tokens_generated": 0, "tokens_scored": 0}
 
 
+@pytest.mark.slow
 def test_train_prm_learns_and_saves_a_transformers_model(traces, tiny_model_dir, tmp_path):
     from accelerate.utils import set_seed
 
@@ -50,16 +51,22 @@ def test_train_prm_learns_and_saves_a_transformers_model(traces, tiny_model_dir,
     labels = tmp_path / "labels.jsonl"
     reagent_main(["label-steps", "--traces", str(traces), "--method", "td_gae", "--gamma", "1", "--lam", "1",
                   "--out", str(labels)])
+    # Stand-in MC targets for the Spearman column: the same steps, ranked by their step index.
+    mc = [StepLabel.from_dict({**x.to_dict(), "method": "mc",
+                               "steps": [{"q": s["q"] * (k + 1) / len(x.steps), "advantage": 0.0}
+                                         for k, s in enumerate(x.steps)]}) for x in load_records(labels, StepLabel)]
+    write_records(tmp_path / "mc.jsonl", mc)
     out = tmp_path / "prm"
     assert reagent_main(["train-prm", "--data", str(labels), "--model", str(tiny_model_dir), "--out", str(out),
                          "--beta", "0.5", "--epochs", "3", "--lr", "3e-3", "--batch-size", "8",
-                         "--val-fraction", "0.2"]) == 0
+                         "--val-fraction", "0.2", "--mc-data", str(tmp_path / "mc.jsonl")]) == 0
     rows = read_metrics(out / "metrics.jsonl")
     evals = [r for r in rows if r.get("eval/mse") is not None]
     assert len(evals) == 4  # before training and after each epoch
     assert evals[-1]["eval/mse"] < evals[0]["eval/mse"]
     assert all("train/loss/progress" in r for r in rows if "train/loss" in r)
     assert "eval/final_auroc" in evals[-1]
+    assert evals[-1]["eval/mc_steps"] > 0 and -1 <= evals[-1]["eval/mc_spearman"] <= 1
     # Every trainable parameter changed (the head against its seeded initialisation).
     set_seed(0)
     before = dict(load_prm(tiny_model_dir).named_parameters())
@@ -83,6 +90,14 @@ def test_train_prm_learns_and_saves_a_transformers_model(traces, tiny_model_dir,
     for t in trajs:
         assert len(t.rewards["prm_steps"]) == len(agent_steps(t.messages))
         assert t.rewards["prm"] == t.rewards["prm_steps"][-1]
+    # Resume: a fourth epoch continues from the last checkpoint's step and epoch.
+    last_step = rows[-1]["step"]
+    assert reagent_main(["train-prm", "--data", str(labels), "--model", str(tiny_model_dir), "--out", str(out),
+                         "--epochs", "4", "--lr", "3e-3", "--batch-size", "8", "--val-fraction", "0.2",
+                         "--beta", "0.5", "--resume"]) == 0
+    resumed = read_metrics(out / "metrics.jsonl")
+    assert [r["train/epoch_done"] for r in resumed if "train/epoch_done" in r] == [1, 2, 3, 4]
+    assert resumed[-1]["step"] > last_step and not any(r["step"] == 0 for r in resumed[len(rows):])
 
 
 def test_orm_objective_trains_on_the_last_step(traces, tiny_model_dir, tmp_path):
