@@ -111,6 +111,12 @@ def _step_char_ends(content: str, step_texts: list[str], sep: str) -> list[int]:
     return ends
 
 
+def step_positions_from_mask(loss_mask: list[int]) -> list[int]:
+    """Step positions in ids the agent loop kept (token-in/token-out): the last token of each
+    run of policy tokens (mask 1), i.e. each assistant turn's end-of-turn token."""
+    return [i for i, m in enumerate(loss_mask) if m and (i + 1 == len(loss_mask) or not loss_mask[i + 1])]
+
+
 def step_token_positions(tokenizer, messages: list[Message | dict], step_texts: list[str] | None = None,
                          sep: str = "\n\n", tools: list | None = None,
                          template_kwargs: dict | None = None) -> tuple[list[int], list[int]]:

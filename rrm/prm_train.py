@@ -9,7 +9,8 @@ trajectory's outcome. Targets come from ``reagent label-steps`` (TD+GAE or MC) o
 Math-Shepherd/PRM800K importers (:mod:`data_gen.prm_import`).
 
 The loop reuses the shared pieces (no checkpoint format of its own): accelerate for
-devices and processes, :mod:`reagent.train.checkpoint` (atomic ``step-N``
+devices and processes (each rank takes every world-th batch; the model is saved from
+rank 0's unwrapped copy, as the policy SFT does, so ZeRO-3 waits for the shared runtime), :mod:`reagent.train.checkpoint` (atomic ``step-N``
 directories, resume), :class:`reagent.metrics_log.MetricsLogger` and the
 length-grouped batches of :mod:`rrm.sft`. What is PRM-specific lives elsewhere:
 the head (:mod:`rrm.prm`), the batch of step positions (:mod:`rrm.prm_data`), the
@@ -40,6 +41,7 @@ from rrm.prm import load_prm, step_values
 from rrm.prm_data import StepItem, collate_steps, encode_labels
 from rrm.prm_eval import prm_report
 from rrm.prm_losses import agentprm_loss, last_step_mask, promise_loss
+from rrm.runtime import Ranks
 from rrm.sft import LengthGroupedBatches
 
 OBJECTIVES = ("prm", "orm")
@@ -87,6 +89,14 @@ def split_items(items: list[StepItem], fraction: float, seed: int) -> tuple[list
     n_val = max(1, round(fraction * len(groups))) if fraction > 0 and len(groups) > 1 else 0
     val = set(groups[:n_val])
     return [it for it in items if it.group not in val], [it for it in items if it.group in val]
+
+
+def rank_batches(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+    """This rank's share of the epoch's batches; every rank gets the same count (DDP and
+    DeepSpeed must step together), so up to ``world - 1`` trailing batches are dropped."""
+    if world <= 1 or len(batches) < world:
+        return batches
+    return batches[rank:len(batches) // world * world:world]
 
 
 def batch_loss(model, batch: dict, c: TrainPRMConfig, gamma: float) -> tuple[torch.Tensor, dict]:
@@ -166,6 +176,7 @@ def train(c: TrainPRMConfig) -> dict:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)
+    ranks = Ranks(acc)
     step, epoch = 0, 0
     if c.resume and (last := ckpt.latest_checkpoint(out)) is not None:
         from safetensors.torch import load_file
@@ -186,7 +197,7 @@ def train(c: TrainPRMConfig) -> dict:
     model.train()
     while epoch < c.epochs:
         sampler.set_epoch(epoch)
-        for idx in sampler:
+        for idx in rank_batches(list(sampler), ranks.rank, ranks.world):
             batch = {k: v.to(acc.device) for k, v in collate_steps([train_items[i] for i in idx], pad_id).items()}
             loss, parts = batch_loss(model, batch, c, gamma)
             if not torch.isfinite(loss):

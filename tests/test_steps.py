@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from reagent.records import Message, ToolCall
-from reagent.steps import KI_TAG, agent_steps, join_steps, split_solution, step_token_positions
+from reagent.steps import (
+    KI_TAG,
+    agent_steps,
+    join_steps,
+    split_solution,
+    step_positions_from_mask,
+    step_token_positions,
+)
+from reagent.tokenization import tokenize_trajectory
 
 
 def _multi_turn() -> list[Message]:
@@ -39,6 +47,9 @@ def test_agent_step_positions_are_the_last_token_of_each_turn(tiny_tokenizer):
     text = tiny_tokenizer.decode(ids[: pos[1] + 1])
     assert text.rstrip().endswith("<|im_end|>") and "7" not in text.split("add")[-1].split("<|im_end|>")[0]
     assert "The answer" not in text and "add" in text
+    # The same boundaries from the loss mask the agent loop keeps beside its token ids.
+    ids2, mask = tokenize_trajectory(tiny_tokenizer, msgs)
+    assert ids2 == ids and step_positions_from_mask(mask) == pos
 
 
 def test_ki_tagged_solution_splits_and_maps_to_tokens(tiny_tokenizer):

@@ -117,3 +117,11 @@ def test_train_prm_config_errors_name_the_field():
         TrainPRMConfig(data="x", model="y", out="z", objective="prn")
     with pytest.raises(ValueError, match="beta=-1"):
         TrainPRMConfig(data="x", model="y", out="z", beta=-1)
+
+
+def test_rank_batches_split_evenly_between_processes():
+    from rrm.prm_train import rank_batches
+
+    batches = [[0], [1], [2], [3], [4]]
+    assert rank_batches(batches, 0, 2) == [[0], [2]] and rank_batches(batches, 1, 2) == [[1], [3]]
+    assert rank_batches(batches, 0, 1) == batches
