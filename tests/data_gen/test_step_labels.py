@@ -57,3 +57,20 @@ def test_mc_skips_trajectories_whose_task_is_unknown(tiny_model_dir):
     report = LabelReport()
     assert label_mc(trajs, {}, loop, rollouts=1, gamma=1.0, batch_size=8, report=report) == []
     assert report.skipped["task not found"] == len(trajs)
+
+
+def test_label_steps_cli_mc_regenerates_toy_tasks(tiny_model_dir, tmp_path):
+    from reagent.cli import main as reagent_main
+    from reagent.jsonl import load_records, write_records
+    from reagent.records import StepLabel
+
+    traces = tmp_path / "traces.jsonl"
+    write_records(traces, toy_trajectories(1, seed=3))
+    out = tmp_path / "mc.jsonl"
+    assert reagent_main(["label-steps", "--traces", str(traces), "--method", "mc", "--model", str(tiny_model_dir),
+                         "--rollouts", "2", "--max-turns", "1", "--max-new-tokens", "4", "--device", "cpu",
+                         "--out", str(out)]) == 0
+    labels = load_records(out, StepLabel)
+    assert len(labels) == 2 and all(x.method == "mc" and x.params["rollouts"] == 2 for x in labels)
+    assert all(x.extra["made_by"]["command"] == "label-steps" for x in labels)
+    assert reagent_main(["label-steps", "--traces", str(traces), "--method", "mc", "--out", str(out)]) == 2
