@@ -123,8 +123,10 @@ def evaluate(model, items: list[StepItem], pad_id: int, device, batch_size: int,
         values += [v[r, :len(it.positions)].tolist() for r, it in enumerate(chunk)]
     model.train()
     outcomes = [it.outcome for it in items]
-    if objective == "orm":  # the ORM is judged on its last step against the outcome
-        report = prm_report([[row[-1]] for row in values], [[o or 0.0] for o in outcomes], outcomes)
+    if objective == "orm":  # the ORM is judged on its last step against the outcome, where there is one
+        known = [i for i, o in enumerate(outcomes) if o is not None]
+        report = prm_report([[values[i][-1]] for i in known], [[outcomes[i]] for i in known],
+                            [outcomes[i] for i in known])
     else:
         report = prm_report(values, [it.q for it in items], outcomes)
     if mc is not None:
