@@ -62,6 +62,7 @@ def main() -> None:
     p.add_argument("--prm-epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=1024, help="continuations per agent-loop batch")
     p.add_argument("--max-turns", type=int, default=6)
+    p.add_argument("--max-new-tokens", type=int, default=256, help="tokens per turn")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -73,7 +74,7 @@ def main() -> None:
     backend = HFBackend(args.policy, device=args.device)
 
     def loop(seed: int) -> AgentLoop:
-        return AgentLoop(backend, env, agent_config(args.max_turns, 1024, 256, 1.0, seed), policy_name=args.policy)
+        return AgentLoop(backend, env, agent_config(args.max_turns, 1024, args.max_new_tokens, 1.0, seed), policy_name=args.policy)
 
     t0 = time.perf_counter()
     trajs = loop(1000).run(specs_for(env, tasks, 1))
