@@ -8,11 +8,11 @@ On the same toy trajectories of one policy (sampled here, temperature 1):
 * ``td_gae/V=0``: the bootstrap labels (no PRM yet): no generation, no forward pass;
 * ``td_gae/PRM``: a PRM trained for ``--prm-epochs`` on the bootstrap labels gives V
   (its training time is reported apart); labelling costs one forward pass each;
-* ``mc/N``: N continuations per non-final step, every prefix batched in the agent loop.
+* ``mc/N``: N continuations per non-final step, every prefix batched in the agent loop;
+* the reference: MC with ``--reference`` rollouts (default 64) and another seed.
 
 For each: wall seconds, policy tokens generated, tokens read by a value model; and
-label quality against MC with the largest N, run again with another seed as the
-reference (Spearman and MAE of Q over all steps and over non-final steps - the
+label quality against the reference (Spearman and MAE of Q over all steps and over non-final steps - the
 final step's target is the outcome for every method). Prints a table and writes
 ``OUT/step_labels.json``.
 """
@@ -57,6 +57,7 @@ def main() -> None:
     p.add_argument("--policy", required=True, help="SFT policy directory (reagent sft out/final)")
     p.add_argument("--trajectories", type=int, default=200)
     p.add_argument("--rollouts", type=int, nargs="+", default=[4, 16, 64])
+    p.add_argument("--reference", type=int, default=64, help="rollouts of the MC reference (independent seed)")
     p.add_argument("--gamma", type=float, default=1.0)
     p.add_argument("--lam", type=float, default=0.95)
     p.add_argument("--prm-epochs", type=int, default=3)
@@ -114,16 +115,20 @@ def main() -> None:
         rows[f"mc/{n}"] = {"wall_s": time.perf_counter() - t0, "tokens_generated": rep.tokens_generated,
                            "tokens_scored": 0, "labelled": rep.labelled}
         print(f"mc/{n}: {rows[f'mc/{n}']}", flush=True)
-    top = max(args.rollouts)
+    top = args.reference
     rep = LabelReport()
+    t0 = time.perf_counter()
     reference = label_mc(trajs, task_by_id, loop(10_000 + top), top, args.gamma, args.batch_size, rep)
+    ref_cost = {"wall_s": time.perf_counter() - t0, "tokens_generated": rep.tokens_generated}
     for name, labels in results.items():
         rows[name].update(quality(labels, reference))
     mc16 = rows.get("mc/16", {}).get("tokens_generated")
-    report = {"rollout": rollout, "reference": f"mc/{top} (independent seed)", "methods": rows,
+    report = {"rollout": rollout, "reference": f"mc/{top} (independent seed)", "reference_cost": ref_cost,
+              "methods": rows,
               "td_gae_tokens_over_mc16": (rows["td_gae/PRM"]["tokens_generated"] / mc16) if mc16 else None}
     (out / "step_labels.json").write_text(json.dumps(report, indent=2))
     print(f"rollout of {len(trajs)} trajectories: {json.dumps(rollout)}")
+    print(f"reference mc/{top}: {json.dumps(ref_cost)}")
     print(f"{'method':<12} {'wall_s':>8} {'generated':>10} {'scored':>8} {'spearman':>9} {'mae':>6} "
           f"{'spear_nf':>9} {'mae_nf':>7}")
     fmt = lambda v, w, d: f"{v:>{w}.{d}f}" if isinstance(v, float) else f"{str(v):>{w}}"  # noqa: E731
