@@ -37,8 +37,9 @@ class BuildConfig:
                               help="parse statuses kept (ok; add out_of_range to keep verdicts "
                               "whose score was clipped into [0, 1])")
     drop_leaks: bool = cfg(True, help="drop examples whose critique contains the normalised "
-                           "reference answer")
-    leak_fields: list = cfg(["critique"],  # noqa: RUF009
+                           "reference answer, or whose analysis names one the trajectory "
+                           "does not show")
+    leak_fields: list = cfg(["critique", "analysis"],  # noqa: RUF009
                             help="fields checked for leakage (critique, analysis)")
     dedup: bool = cfg(True, help="keep one example per identical rendered trajectory")
     balance: str = cfg("none", help="balance cells: none | outcome (correct/incorrect) | score "

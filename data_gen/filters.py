@@ -10,13 +10,17 @@ random, so a dataset can be rebuilt exactly from its inputs and config.
   paris.", "59" does not leak in "159". Answers that normalise to ``yes``/``no``/
   ``true``/``false`` are not checked, since those words occur in ordinary critiques
   ("- No issues found.") and every example would be dropped; such examples count as
-  ``unchecked``, as do examples with no known reference.
+  ``unchecked``, as do examples with no known reference. The analysis is checked too (the
+  judge is trained to write it), with one difference: it may restate what the trajectory
+  shows ("the agent boxed 59"), so it leaks only when it names a reference answer that
+  the rendered trajectory does not contain, i.e. the teacher wrote what it knew from the
+  reference rather than what it saw.
 * **Duplicates.** Identical rendered trajectories (same question, same turns) keep only
   the first example, so a trajectory annotated twice cannot weigh double or straddle the
   split.
 * **Balance.** Examples fall in cells by outcome (correct = outcome >= 0.5, incorrect,
   unknown) and/or teacher-score bin; each cell is sampled down to ``cap`` (default: the
-  smallest non-empty cell).
+  smallest non-empty cell with a known outcome).
 * **Split.** Examples are grouped so that any two sharing a task id *or* a normalised
   question are in one group; whole groups go to validation until it holds
   ``val_fraction`` of the examples. So no task and no question appears on both sides.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +41,7 @@ from reagent.rewards.short_answer import CLOSED_ANSWERS, as_references, normaliz
 
 BALANCE_MODES = ("none", "outcome", "score", "outcome_score")
 DEFAULT_STATUSES = ("ok",)
+LEAK_FIELDS = ("critique", "analysis")
 
 
 def status_of(ex: JudgeExample) -> str:
@@ -65,10 +71,24 @@ def leaks_answer(text: str, reference: Any) -> bool | None:
     return any(f" {a} " in haystack for a in answers)
 
 
-def leak_check(ex: JudgeExample, fields: Sequence[str] = ("critique",)) -> bool | None:
-    """Does any of ``fields`` of the example leak its reference? None: unchecked."""
+def leak_check(ex: JudgeExample, fields: Sequence[str] = LEAK_FIELDS) -> bool | None:
+    """Does any of ``fields`` of the example leak its reference? None: unchecked.
+
+    The critique leaks on any occurrence; the analysis only on an answer the rendered
+    trajectory does not show (module docstring).
+    """
     reference = ex.extra.get("reference")
-    results = [leaks_answer(str(getattr(ex, f, "") or ""), reference) for f in fields]
+    results = []
+    for f in fields:
+        leak = leaks_answer(str(getattr(ex, f, "") or ""), reference)
+        if leak and f == "analysis":
+            visible = ex.trajectory if isinstance(ex.trajectory, str) else json.dumps(
+                ex.trajectory, ensure_ascii=False)
+            # Punctuation as spaces too, so "\\boxed{59}" shows 59 (plain SQuAD
+            # normalisation would make it "boxed59").
+            leak = not (leaks_answer(visible, reference)
+                        or leaks_answer(re.sub(r"[^\w\s]", " ", visible), reference))
+        results.append(leak)
     if all(r is None for r in results):
         return None
     return any(bool(r) for r in results)
@@ -86,7 +106,7 @@ def trajectory_hash(ex: JudgeExample) -> str:
 
 
 def clean(examples: Sequence[JudgeExample], keep_statuses: Sequence[str] = DEFAULT_STATUSES,
-          drop_leaks: bool = True, leak_fields: Sequence[str] = ("critique",),
+          drop_leaks: bool = True, leak_fields: Sequence[str] = LEAK_FIELDS,
           dedup: bool = True) -> tuple[list[JudgeExample], Counter]:
     """Examples that pass every filter, and counts of what was dropped (and left unchecked).
 
@@ -133,7 +153,9 @@ def score_bin(score: float, bins: int) -> int:
 
 def balance(examples: Sequence[JudgeExample], mode: str = "outcome", bins: int = 5,
             cap: int | None = None, seed: int = 0) -> list[JudgeExample]:
-    """Sample every cell down to ``cap`` examples (default: the smallest non-empty cell).
+    """Sample every cell down to ``cap`` examples (default: the smallest non-empty cell
+    with a known outcome; the ``unknown`` outcome cell is capped the same way but never
+    sets the cap).
 
     ``mode`` picks the cells: ``outcome`` (correct/incorrect/unknown), ``score`` (teacher
     score in ``bins`` equal bins over [0, 1]), ``outcome_score`` (both), ``none``. The
@@ -153,7 +175,10 @@ def balance(examples: Sequence[JudgeExample], mode: str = "outcome", bins: int =
         if mode in ("score", "outcome_score"):
             key += (score_bin(ex.score, bins),)
         cells[key].append(i)
-    target = cap if cap is not None else min(len(v) for v in cells.values())
+    # The default cap is the smallest *known* cell: examples without an outcome are not a
+    # class to balance against, and a handful of them must not shrink every other cell.
+    known = [v for k, v in cells.items() if "unknown" not in k] or list(cells.values())
+    target = cap if cap is not None else min(len(v) for v in known)
     rng = random.Random(seed)
     keep: set[int] = set()
     for key in sorted(cells, key=str):

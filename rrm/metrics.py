@@ -12,7 +12,10 @@ The report answers "is this judge any good?" from four angles:
   incorrect one? Ties count one half, so a constant judge gets 0.5, not 0 or 1.
 
 Items the judge could not score are left out of the score metrics and counted in
-``coverage``, so a judge that fails on hard items cannot look better by failing.
+``coverage``. Because a judge that fails selectively (on the hard items) would then look
+better than it is, AUROC and pairwise accuracy are also reported with every failure
+counted as the worst score (``auroc_failures_worst``, ``pairwise_accuracy_failures_worst``):
+what a trainer that ranks a failed judgment last would see.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from rrm.parse import OK
+
+WORST_SCORE = -1.0  # below every valid score in [0, 1]: a failed judgment ranks last
 
 
 def format_valid_rate(statuses: Sequence[str]) -> float | None:
@@ -131,6 +136,7 @@ def judge_report(
         raise ValueError("judge_report: all inputs must have one entry per item")
     labels = [correct(o, threshold) for o in outcomes]
     pair_acc, n_pairs = pairwise_accuracy(groups, scores, labels)
+    worst = [WORST_SCORE if s is None else s for s in scores]
     status_counts: dict[str, int] = defaultdict(int)
     for s in statuses:
         status_counts[s] += 1
@@ -145,5 +151,7 @@ def judge_report(
         "auroc": auroc(scores, labels),
         "pairwise_accuracy": pair_acc,
         "n_pairs": n_pairs,
+        "auroc_failures_worst": auroc(worst, labels),
+        "pairwise_accuracy_failures_worst": pairwise_accuracy(groups, worst, labels)[0],
         "statuses": dict(sorted(status_counts.items())),
     }

@@ -20,6 +20,11 @@ def test_smoke_quickstart_report_is_recomputable(tmp_path):
         assert f"\n| {name} |" in report, name
     assert "## Judge quality" in report and "reagent train-rrm" in report and "reagent train " in report
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("sft", "grpo", "reagent-r", "reagent-u", "sft-critique", "grpo-critique"):
+        page = out / "seed0" / "eval" / name / "view.html"
+        assert f"- {name}: [seed 0](seed0/eval/{name}/view.html)" in report and page.exists()
+        first_id = json.loads((page.parent / "records.jsonl").read_text().splitlines()[0])["trajectory"]["id"]
+        assert json.dumps(first_id) in page.read_text()  # the page embeds the evaluation's attempts
     results = json.loads((out / "results.json").read_text())
     # Recompute one number from the saved evaluation records: pass@1 of grpo.
     by_q = defaultdict(list)
@@ -82,3 +87,24 @@ def test_scheduler_runs_needs_first_skips_done_and_stops_on_failure(tmp_path, la
     orphan = Stage("orphan", ["env"], 1, needs=("nothing",))
     with pytest.raises(RuntimeError, match="never be met: seed2/orphan"):
         run_plan(tmp_path, [(2, orphan)], 2, launcher, 1, lambda *a: None)
+
+
+def test_report_writes_and_links_a_viewer_per_evaluation(tmp_path):
+    from reagent.quickstart.report import _views_markdown, write_views
+
+    ev = tmp_path / "seed0" / "eval" / "sft-critique"
+    ev.mkdir(parents=True)
+    traj = {"id": "q#0", "task_id": "q", "messages": [{"role": "user", "content": "2+2?"}], "stage": "initial"}
+    rev = {**traj, "id": "q#0/rev", "stage": "revised", "parent_id": "q#0"}
+    ev.joinpath("records.jsonl").write_text(json.dumps(
+        {"id": "q#0", "task_id": "q", "benchmark": "toy", "question": "2+2?", "score": 1.0, "verdict": "correct",
+         "trajectory": rev, "initial": {"score": 0.0, "trajectory": traj}}) + "\n")
+    run = tmp_path / "seed0" / "rl" / "grpo"
+    run.mkdir(parents=True)
+    run.joinpath("metrics.jsonl").write_text('{"step": 1, "reward/total_mean": 0.5}\n')
+    views = write_views(tmp_path, 1)
+    assert views == {"sft-critique": [ev / "view.html"], "grpo training": [run / "run.html"]}
+    assert '"id":"q#0/rev"' in (ev / "view.html").read_text() and "reward/total_mean" in (run / "run.html").read_text()
+    md = _views_markdown(tmp_path, views)
+    assert "- sft-critique: [seed 0](seed0/eval/sft-critique/view.html)" in md
+    assert "- grpo training: [seed 0](seed0/rl/grpo/run.html)" in md

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score-steps": ("rrm.cli_score_steps", "batched per-step values of trajectories from a trained PRM"),
     "import-prm": ("data_gen.cli_import_prm", "Math-Shepherd or PRM800K JSONL to step labels for train-prm"),
     "eval-prm": ("eval.cli_eval_prm", "a PRM on ProcessBench or PRMBench files: metrics per split"),
+    "view": ("reagent.cli.view", "static offline HTML: trajectories with judge verdicts side by side, or a run's dashboard"),
     "env": ("reagent.cli.env", "print versions of the project and its libraries, for bug reports"),
 }
 

@@ -100,8 +100,45 @@ def write_report(root: Path, seeds: int, budget_name: str, budget, stages: dict[
                "variants": table, "per_seed": per_seed}
     (root / "results.json").write_text(json.dumps(results, indent=2, default=str))
     plot_curves(root, seeds, budget)
-    (root / "report.md").write_text(_markdown(root, seeds, budget_name, budget, table, quality, stages, jobs))
+    views = write_views(root, seeds)
+    (root / "report.md").write_text(_markdown(root, seeds, budget_name, budget, table, quality, stages, jobs)
+                                    + _views_markdown(root, views))
     return results
+
+
+def write_views(root: Path, seeds: int) -> dict[str, list[Path]]:
+    """``view.html`` of every evaluation (its records, with the trained judge's verdicts where
+    they were scored) and ``run.html`` of every RL run; name -> pages, one per seed."""
+    from reagent.view.dashboard import write_dashboard
+    from reagent.view.items import load_items
+    from reagent.view.page import write_page
+
+    pages: dict[str, list[Path]] = {}
+    for s in range(seeds):
+        for name in ROWS:
+            d = root / f"seed{s}" / "eval" / name
+            if (d / "records.jsonl").exists():
+                judged = [d / "judged.jsonl"] if (d / "judged.jsonl").exists() else []
+                items, report = load_items([d / "records.jsonl"], judged)
+                pages.setdefault(name, []).append(
+                    write_page(d / "view.html", items, report, f"held-out evaluation: {name}, seed {s}"))
+        for v in VARIANTS:
+            run = root / f"seed{s}" / "rl" / v
+            if (run / "metrics.jsonl").exists():
+                pages.setdefault(f"{v} training", []).append(
+                    write_dashboard(run, run / "run.html", f"training run: {v}, seed {s}", png=False)[0])
+    return pages
+
+
+def _views_markdown(root: Path, views: dict[str, list[Path]]) -> str:
+    lines = ["## Trajectory viewers and run dashboards", "",
+             "Static pages that open offline: every held-out attempt beside the judge's verdict "
+             "(initial and critique-revised attempts side by side), and each RL run's curves.", ""]
+    for name, pages in views.items():
+        links = ", ".join(f"[seed {p.relative_to(root).parts[0].removeprefix('seed')}]({p.relative_to(root)})"
+                          for p in pages)
+        lines.append(f"- {name}: {links}")
+    return "\n".join(lines) + "\n"
 
 
 def _budget_line(name: str, b) -> str:
@@ -129,12 +166,17 @@ def _markdown(root: Path, seeds: int, budget_name: str, b, table: dict, quality:
         lines.append(f"| {name} | {_fmt(row['accuracy'])} ± {_fmt(row['stderr'])} | {_fmt(row['judge_mean'])} | "
                      f"{_fmt(row['tool_calls'], 2)} | {_fmt(row['wall_s'], 1)} | {_budget_line(name, b)} |")
     lines += ["", "## Judge quality (held-out trajectories of the SFT policy, rule-based teacher labels)", "",
-              "| seed | format-valid rate | AUROC vs outcome | Pearson vs teacher | MAE vs teacher | pairwise acc. |",
-              "|---|---|---|---|---|---|"]
+              "AUROC and pairwise accuracy over the trajectories the judge scored (coverage); "
+              "\"failures worst\" counts every failed judgment as the lowest score.", "",
+              "| seed | format-valid rate | coverage | AUROC vs outcome | AUROC, failures worst | "
+              "Pearson vs teacher | MAE vs teacher | pairwise acc. | pairwise, failures worst |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for s, q in enumerate(quality):
-        lines.append(f"| {s} | {_fmt(q.get('format_valid_rate'))} | {_fmt(q.get('auroc'))} | "
+        lines.append(f"| {s} | {_fmt(q.get('format_valid_rate'))} | {_fmt(q.get('coverage'))} | "
+                     f"{_fmt(q.get('auroc'))} | {_fmt(q.get('auroc_failures_worst'))} | "
                      f"{_fmt(q.get('score_pearson'))} | {_fmt(q.get('score_mae'))} | "
-                     f"{_fmt(q.get('pairwise_accuracy'))} |")
+                     f"{_fmt(q.get('pairwise_accuracy'))} | "
+                     f"{_fmt(q.get('pairwise_accuracy_failures_worst'))} |")
     lines += ["", "![curves](curves.png)", "", "## Commands (every stage, in dependency order)", ""]
     for s, done in stages.items():
         lines.append(f"### seed {s}")

@@ -31,10 +31,14 @@ class ToolsConfig:
         2000, help="python: characters of output returned (middle cut)"
     )
     python_sandbox_user: str = cfg(
-        "nobody", help="python: user the code runs as when we are root ('' = root)"
+        "nobody",
+        help="python: as root each call runs as its own uid; '' = root (no uid switch)",
     )
     python_namespaces: bool = cfg(
         True, help="python: use Linux namespaces (network, mounts, PIDs) when possible"
+    )
+    python_isolation: str = cfg(
+        "auto", help="python: 'auto' (bubblewrap if it works here, else in-house), 'bwrap', 'inhouse'"
     )
     search_backend: str = cfg(
         "bm25", help="search: 'bm25' (local corpus) or 'http' (Serper-style web API)"

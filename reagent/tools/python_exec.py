@@ -11,20 +11,28 @@ launcher, :mod:`reagent.tools._sandbox_child`, explains how each is set up):
 
 - wall time: the parent kills the whole process group at ``timeout_s`` (and a CPU
   rlimit of ``timeout_s + 1`` s backs it up);
-- no network: a new network namespace (Linux; as root directly, otherwise through
-  a user namespace where the kernel allows it) **and** an in-process socket guard
-  that refuses AF_INET/AF_INET6 sockets and name resolution (works unprivileged);
-- memory, file size, open files, processes: rlimits (``RLIMIT_AS``, ``RLIMIT_FSIZE``,
-  ``RLIMIT_NOFILE``, and ``RLIMIT_NPROC`` only for a dedicated sandbox user);
-- file system: when the parent runs as root, the code runs as ``sandbox_user``
-  (``nobody``) and, in a mount namespace, ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are
-  read-only, so only the working directory is writable; a PID namespace makes the
-  kernel kill every process the code started when it ends.
+- isolation: ``bubblewrap`` where it is installed and works (``isolation='auto'``), else
+  the in-house namespace layers; both give each call new network/PID/IPC/mount
+  namespaces and a private root: system and interpreter dirs read-only, a fresh
+  ``/proc``, a minimal ``/dev``, private size-capped tmpfs ``/tmp`` (with the working
+  directory) and ``/dev/shm``; nothing of the project, the host's data or sockets;
+- identity: as root each call runs as its own uid (``uid_base`` + launcher pid), so
+  calls cannot read each other even where no private root could be built;
+- memory and processes across every process of a call: a per-call cgroup
+  (:mod:`reagent.tools.sandbox_host`) where the cgroup file system is writable; always
+  rlimits per process (``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``, and
+  ``RLIMIT_NPROC`` for a per-call or dedicated user);
+- an in-process socket guard refusing AF_INET/AF_INET6 sockets and name resolution
+  (works unprivileged; the network namespace is the real wall).
 
-Run as an ordinary user the code keeps that user's file permissions: run the
-trainer as root, or in a container, when untrusted code must not write your files.
+Run as an ordinary user the code keeps that user's uid (in a user namespace): without a
+private root it can read what you can. Run the trainer as root, or in a container,
+when untrusted code must not see your files.
 Output (stdout and stderr interleaved) is cut to ``max_output_chars``, keeping the
 start and the end.
+
+One module (~440 lines) holds the config, the tool and its output handling, the parent's
+side of one call; the launcher and the host probes (bubblewrap, cgroups) live apart.
 """
 
 from __future__ import annotations
@@ -45,9 +53,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from reagent.config import cfg
+from reagent.tools.sandbox_host import CallCgroup, probe_bwrap
 
 CHILD = Path(__file__).with_name("_sandbox_child.py")
 SCRIPT_NAME = "main.py"
+ISOLATIONS = ("auto", "bwrap", "inhouse")
+MAX_UID_BASE = 2**32 - 2 - 2**22  # pids go up to 2**22 on Linux; 2**32 - 1 is "no uid"
 
 
 @dataclass
@@ -55,7 +66,11 @@ class PythonSandboxConfig:
     timeout_s: float = cfg(
         15.0, help="wall-clock limit per call in seconds; the process group is killed at it"
     )
-    memory_mb: int = cfg(1024, help="address-space limit (RLIMIT_AS) of the sandbox process in MiB")
+    memory_mb: int = cfg(
+        1024,
+        help="memory limit in MiB: RLIMIT_AS of each process and, where a cgroup can be made, "
+        "the total of all the call's processes and its tmpfs files",
+    )
     max_output_chars: int = cfg(
         2000, help="characters of stdout+stderr returned; the middle is cut, both ends kept"
     )
@@ -68,11 +83,34 @@ class PythonSandboxConfig:
     max_open_files: int = cfg(256, help="RLIMIT_NOFILE of the sandbox process")
     sandbox_user: str = cfg(
         "nobody",
-        help="user the code runs as when the parent is root; empty keeps root "
-        "(then the code can write anywhere root can)",
+        help="user the code runs as when the parent is root and per_call_uid is off; "
+        "empty keeps root (then the code can write anywhere root can)",
+    )
+    per_call_uid: bool = cfg(
+        True,
+        help="as root, run each call as its own uid and gid (uid_base + the launcher's pid, "
+        "unique among live calls) instead of sandbox_user; ignored when sandbox_user is ''",
+    )
+    uid_base: int = cfg(
+        0x70000000, help="first uid of the per-call uids; pick a range no real user has"
+    )
+    isolation: str = cfg(
+        "auto",
+        help="'auto': bubblewrap when installed and able to make namespaces here, else the "
+        "in-house layers; 'bwrap': bubblewrap or an error; 'inhouse': the in-house layers",
+    )
+    max_disk_mb: int = cfg(
+        256, help="size of the private tmpfs /tmp (holding the working dir) and of /dev/shm, MiB each"
+    )
+    cgroups: bool = cfg(
+        True,
+        help="limit memory (memory_mb, tmpfs included, no swap) and processes (max_processes) "
+        "across all processes of a call with a per-call cgroup, where it can be made",
     )
     namespaces: bool = cfg(
-        True, help="use Linux network/mount/PID namespaces when the kernel allows it"
+        True,
+        help="use Linux network/mount/PID namespaces (bubblewrap or in-house) when the kernel "
+        "allows it; off leaves only the uid, cgroup, rlimits and socket guard",
     )
     socket_guard: bool = cfg(
         True, help="refuse AF_INET/AF_INET6 sockets inside the interpreter (second layer)"
@@ -85,11 +123,17 @@ class PythonSandboxConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(
+                f"PythonSandboxConfig.isolation='{self.isolation}' is not one of "
+                f"{', '.join(ISOLATIONS)}"
+            )
         for name in (
             "timeout_s",
             "memory_mb",
             "max_output_chars",
             "max_file_mb",
+            "max_disk_mb",
             "max_processes",
             "max_open_files",
         ):
@@ -97,6 +141,11 @@ class PythonSandboxConfig:
                 raise ValueError(
                     f"PythonSandboxConfig.{name} must be > 0, got {getattr(self, name)!r}"
                 )
+        if not 1000 <= self.uid_base <= MAX_UID_BASE:
+            raise ValueError(
+                f"PythonSandboxConfig.uid_base={self.uid_base} must be in [1000, {MAX_UID_BASE}] "
+                "so that uid_base + any pid is a valid, unprivileged uid"
+            )
         if self.memory_mb < 64:
             raise ValueError(
                 f"PythonSandboxConfig.memory_mb={self.memory_mb} is too small for an "
@@ -234,6 +283,12 @@ class PythonTool:
             timeout=c.timeout_s, memory=c.memory_mb, chars=c.max_output_chars
         )
         self._user: tuple[str, int, int] | None = None
+        self._bwrap = probe_bwrap() if c.isolation != "inhouse" else None
+        if c.isolation == "bwrap" and not self._bwrap.works:
+            raise ValueError(
+                f"PythonSandboxConfig.isolation='bwrap' but {self._bwrap.why_not}; "
+                "install bubblewrap or use isolation='auto'"
+            )
         if os.geteuid() == 0 and c.sandbox_user:
             try:
                 entry = pwd.getpwnam(c.sandbox_user)
@@ -243,6 +298,8 @@ class PythonTool:
                     f"PythonSandboxConfig.sandbox_user='{c.sandbox_user}' does not exist; "
                     "name an existing unprivileged user or set it to '' to keep root"
                 ) from None
+            if c.per_call_uid:
+                self._user = ("per-call", -1, -1)  # the launcher picks the ids
 
     def __call__(self, code: str = "", **_: Any) -> str:
         if not isinstance(code, str) or not code.strip():
@@ -259,14 +316,22 @@ class PythonTool:
         try:
             script = os.path.join(workdir, SCRIPT_NAME)
             Path(script).write_text(code, encoding="utf-8")
-            if self._user:
-                os.chown(workdir, self._user[1], self._user[2])
-            return self._run_in(workdir, script)
+            cgroup = None
+            if c.cgroups and os.geteuid() == 0:
+                cgroup = CallCgroup.create(
+                    os.path.basename(workdir), c.memory_mb << 20, c.max_processes
+                )
+            try:
+                return self._run_in(workdir, script, cgroup)
+            finally:
+                if cgroup:
+                    cgroup.remove()
         finally:
             _remove_tree(workdir)
 
-    def _run_in(self, workdir: str, script: str) -> SandboxResult:
+    def _run_in(self, workdir: str, script: str, cgroup: CallCgroup | None) -> SandboxResult:
         c = self.config
+        bwrap = self._bwrap if self._bwrap and self._bwrap.works and c.namespaces else None
         status_r, status_w = os.pipe()
         params = {
             "workdir": workdir,
@@ -282,6 +347,14 @@ class PythonTool:
             "user": self._user[0] if self._user else None,
             "uid": self._user[1] if self._user else None,
             "gid": self._user[2] if self._user else None,
+            "per_call_uid": bool(self._user) and self._user[0] == "per-call",
+            "uid_base": c.uid_base,
+            "disk_bytes": c.max_disk_mb << 20,
+            "cgroup_procs": cgroup.procs if cgroup else [],
+            "cgroup": cgroup.description if cgroup else "",
+            "bwrap": bwrap.path if bwrap else "",
+            "bwrap_version": bwrap.version if bwrap else "",
+            "bwrap_why_not": self._bwrap.why_not if self._bwrap and not bwrap else "",
         }
         start = time.monotonic()
         try:

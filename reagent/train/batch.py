@@ -1,10 +1,21 @@
 """From judged trajectories to a training batch: rewards, groups, advantages, tensors.
 
 Reward of trajectory i: ``R_i = outcome_i + lambda * score_i`` (Reagent-R/U), or the
-outcome alone (GRPO, or when the judge failed under ``on_judge_failure=outcome_only``).
-Trajectories the judge failed on under ``drop`` leave the batch. Under Reagent-U the
-G initial and G revised rollouts of a prompt share one group id, so the advantage is
-taken over the pooled 2G rewards.
+outcome alone (GRPO). Under Reagent-U the G initial and G revised rollouts of a prompt
+share one group id, so the advantage is taken over the pooled 2G rewards.
+
+A reward that could not be computed is never trained on as 0, and rewards inside a group
+are always of one kind, so advantages compare like with like:
+
+* judge failure under ``on_judge_failure=outcome_only``: if any member of a group has no
+  judge score, *every* member of that group is rewarded by its outcome alone (counted in
+  ``judge/groups_outcome_only``). Rewarding the failed one with ``outcome + lambda*0``
+  beside ``outcome + lambda*0.8`` would hand it a large negative advantage, and turn a
+  group that is all-equal by outcome into a made-up training signal.
+* under ``drop`` the failed members leave their group (the caller's ``keep``) before the
+  advantage, and the group's degeneracy is judged on the members that stay.
+* a trajectory whose outcome is ``None`` (the backend failed, nothing to grade) gets
+  ``total = None`` and never enters a loss (counted in ``episodes/outcome_none``).
 """
 
 from __future__ import annotations
@@ -40,25 +51,47 @@ class Batch:
 
 
 def assign_rewards(trajs: list[Trajectory], scores: list[float | None], lam: float,
-                   truncated: str, truncation_penalty: float) -> None:
-    """Write ``rewards = {outcome, judge, total}`` into each trajectory."""
-    for traj, score in zip(trajs, scores):
-        outcome = traj.outcome if traj.outcome is not None else 0.0
-        total = outcome + (lam * score if score is not None else 0.0)
+                   truncated: str, truncation_penalty: float, *, keep: list[bool] | None = None,
+                   group_ids: list[int] | None = None, judged: bool = False) -> dict:
+    """Write ``rewards = {outcome, judge, total}`` into each trajectory; return counts.
+
+    ``judged``: the run uses a judge (so a missing score is a failure, not "no judge");
+    ``keep`` and ``group_ids``: which trajectories stay (``drop`` removes failed ones) and
+    their groups, for the group-wise outcome-only rule of the module docstring.
+    """
+    keep = keep if keep is not None else [True] * len(trajs)
+    group_ids = group_ids if group_ids is not None else [0] * len(trajs)
+    # A member without an outcome leaves the loss anyway, so its judgment cannot matter.
+    outcome_only = {g for t, g, s, k in zip(trajs, group_ids, scores, keep)
+                    if judged and k and s is None and t.outcome is not None}
+    for traj, score, g in zip(trajs, scores, group_ids):
+        if traj.outcome is None:
+            traj.rewards = {"outcome": None, "judge": score, "total": None}
+            continue
+        use_judge = judged and g not in outcome_only and score is not None
+        total = traj.outcome + (lam * score if use_judge else 0.0)
         if traj.truncated and truncated == "penalise":
             total = truncation_penalty
-        traj.rewards = {"outcome": outcome, "judge": score, "total": total}
+        traj.rewards = {"outcome": traj.outcome, "judge": score, "total": total}
+        if judged and g in outcome_only:
+            traj.rewards["judge_ignored"] = True
+    return {"judge/groups_outcome_only": len({g for g, k in zip(group_ids, keep) if k} & outcome_only),
+            "episodes/outcome_none": sum(t.outcome is None for t in trajs)}
 
 
 def select_and_advantage(trajs: list[Trajectory], group_ids: list[int], estimator: str,
                          keep_degenerate: bool, truncated: str) -> tuple[list[Trajectory], torch.Tensor, dict]:
     """Advantages per trajectory; drop degenerate groups and (truncated=mask) truncated episodes.
 
+    Trajectories without a reward (``total is None``: no outcome) are left out first.
+
     Advantages are computed over whole groups first, so masking a truncated episode
     afterwards does not shift its group's baseline.
     """
+    gradable = [i for i, t in enumerate(trajs) if t.rewards["total"] is not None]
+    trajs, group_ids = [trajs[i] for i in gradable], [group_ids[i] for i in gradable]
     rewards = torch.tensor([t.rewards["total"] for t in trajs], dtype=torch.float64)
-    groups = torch.tensor(group_ids)
+    groups = torch.tensor(group_ids, dtype=torch.long)
     adv = compute_advantages(estimator, rewards, groups)
     degenerate = degenerate_groups(rewards, groups)
     keep = torch.ones(len(trajs), dtype=torch.bool) if keep_degenerate else ~degenerate

@@ -104,11 +104,16 @@ class GRPOTrainer:
         if c.uses_judge:
             with timed("judge", timings):
                 scores, keep = self.judge_all(trajs, n_context=[0] * len(trajs))
+        revise_skips: dict = {}
         if c.variant == "reagent-u":
-            revised = self.revise(trajs, timings)
-            trajs, scores, keep = trajs + revised[0], scores + revised[1], keep + revised[2]
-        assign_rewards(trajs, scores, c.judge_lambda if c.uses_judge else 0.0, c.truncated, c.truncation_penalty)
+            revised, revised_scores, revised_keep, revise_skips = self.revise(trajs, timings)
+            trajs, scores, keep = trajs + revised, scores + revised_scores, keep + revised_keep
+        reward_counts = assign_rewards(
+            trajs, scores, c.judge_lambda if c.uses_judge else 0.0, c.truncated, c.truncation_penalty,
+            keep=keep, group_ids=[t.extra["group"] for t in trajs], judged=c.uses_judge)
         metrics = self.reward_metrics(trajs, scores)
+        metrics.update(reward_counts)
+        metrics.update(revise_skips)
         usable = [t for t, k in zip(trajs, keep) if k]
         kept, adv, group_stats = select_and_advantage(
             usable, [t.extra["group"] for t in usable], c.advantage, c.keep_degenerate_groups, c.truncated)
@@ -154,23 +159,34 @@ class GRPOTrainer:
             t.judge = j
         return apply_failure_policy(judgments, self.c.on_judge_failure, self.judge_counter)
 
-    def revise(self, trajs: list[Trajectory], timings: dict) -> tuple[list, list, list]:
-        """Reagent-U: one critique-conditioned revision per initial episode (or per failed one)."""
-        chosen = [t for t in trajs if self.c.revise == "all" or (t.outcome or 0.0) < 1.0]
+    def revise(self, trajs: list[Trajectory], timings: dict) -> tuple[list, list, list, dict]:
+        """Reagent-U: one critique-conditioned revision per initial episode (or per failed one).
+
+        An episode whose judgment failed has no critique to act on and is not revised (a made-up
+        critique would teach the policy to revise on nothing); nor is one without an outcome.
+        Both are counted in ``revise/skipped_judge_failed`` and ``revise/skipped_no_outcome``.
+        """
+        wanted = [t for t in trajs if self.c.revise == "all" or (t.outcome or 0.0) < 1.0]
+        no_outcome = [t for t in wanted if t.outcome is None]
+        failed = [t for t in wanted if t.outcome is not None
+                  and (t.judge is None or t.judge.score is None)]
+        skips = {"revise/skipped_judge_failed": len(failed), "revise/skipped_no_outcome": len(no_outcome)}
+        chosen = [t for t in wanted if t.outcome is not None and t.judge is not None
+                  and t.judge.score is not None]
         task_of = {t.id: t for t in self.tasks}
         specs = []
         for t in chosen:
-            critique = t.judge.critique if t.judge is not None and t.judge.score is not None else ""
+            critique = t.judge.critique
             task = task_of[t.task_id]
             specs.append(EpisodeSpec(task=task, messages=revision_messages(t, critique), id=t.id + "/rev",
                                      stage="revised", parent_id=t.id, extra={"group": t.extra["group"]}))
         if not specs:
-            return [], [], []
+            return [], [], [], skips
         with timed("rollout", timings):
             revised = self.rollout(specs)
         with timed("judge", timings):
             scores, keep = self.judge_all(revised, [len(s.messages) for s in specs])
-        return revised, scores, keep
+        return revised, scores, keep, skips
 
     def reward_metrics(self, trajs: list[Trajectory], scores: list[float | None]) -> dict:
         initial = [t for t in trajs if t.stage == "initial"]
@@ -340,7 +356,8 @@ def _attempt_view(traj: Trajectory, n_context: int) -> Trajectory:
 
 
 def _mean(values) -> float:
-    values = [float(v) for v in values]
+    """Mean of the values that exist (None: not computed, e.g. no outcome); NaN when none do."""
+    values = [float(v) for v in values if v is not None]
     return sum(values) / len(values) if values else float("nan")
 
 

@@ -89,3 +89,24 @@ def test_balance_by_outcome_and_score():
     assert balance(examples, "none") == examples
     with pytest.raises(ValueError, match="balance='bins' is not one of"):
         balance(examples, "bins")
+
+
+def test_balance_unknown_outcomes_do_not_set_the_cap():
+    # 10 correct, 4 incorrect, 1 without outcome: the cap is 4 (smallest known cell), not 1.
+    examples = ([ex(f"c{i}", outcome=1.0) for i in range(10)]
+                + [ex(f"i{i}", outcome=0.0) for i in range(4)] + [ex("u", outcome=None)])
+    kept = balance(examples, "outcome", seed=0)
+    assert Counter(e.outcome for e in kept) == {1.0: 4, 0.0: 4, None: 1}
+    only_unknown = [ex(f"u{i}", outcome=None) for i in range(3)]
+    assert balance(only_unknown, "outcome") == only_unknown
+
+
+def test_analysis_leaks_only_what_the_trajectory_does_not_show():
+    shown = ex("a", traj="Question: capital?\nassistant: \\boxed{Paris}")
+    shown.analysis = "The agent boxed Paris after one lookup."
+    hidden = ex("b", traj="Question: capital?\nassistant: \\boxed{Lyon}")
+    hidden.analysis = "The agent should have answered Paris."
+    kept, counts = clean([shown, hidden])
+    assert kept == [shown] and counts["dropped_leak"] == 1
+    kept, counts = clean([shown, hidden], leak_fields=("critique",))  # analysis not checked
+    assert kept == [shown, hidden] and counts["dropped_leak"] == 0

@@ -70,3 +70,19 @@ def test_judge_report_counts_failures_in_coverage():
     assert r["pairwise_accuracy"] == 1.0 and r["n_pairs"] == 1  # q2's correct item failed
     assert r["auroc"] == pytest.approx(0.5)  # pos {0.8}; neg {0.2, 1.0}
     assert r["statuses"] == {"failed": 1, "ok": 2, "out_of_range": 1}
+
+
+def test_failures_counted_worst_cannot_flatter_a_selective_judge():
+    # The judge fails exactly on the correct item of q2, which a coverage-only report hides.
+    r = judge_report(
+        statuses=["ok", "ok", "failed", "ok"],
+        scores=[0.8, 0.2, None, 0.1],
+        teacher_scores=[None] * 4,
+        outcomes=[1.0, 0.0, 1.0, 0.0],
+        groups=["q1", "q1", "q2", "q2"],
+    )
+    assert r["auroc"] == 1.0 and r["pairwise_accuracy"] == 1.0  # scored items: perfect
+    # Failure -> -1: pos {0.8, -1}, neg {0.2, 0.1}: pairs won 2 of 4 -> 0.5.
+    assert r["auroc_failures_worst"] == pytest.approx(0.5)
+    # q1: 0.8 > 0.2 wins; q2: -1 < 0.1 loses -> 0.5.
+    assert r["pairwise_accuracy_failures_worst"] == pytest.approx(0.5)

@@ -88,6 +88,48 @@ def test_tool_prompt_and_critique_tokens_get_no_gradient(tiny_tokenizer):
         assert INSTRUCTIONS not in trained and question not in trained
 
 
+class HalfFailingJudge:
+    """In-process judge (the trainer only calls ``score``): fails on every episode whose final
+    answer is odd, scores the others 0.7 with a critique."""
+
+    def __init__(self):
+        self.failed_ids: set[str] = set()
+
+    def score(self, trajs):
+        from reagent.records import Judgment
+
+        out = []
+        for t in trajs:
+            answer = (t.final_answer or "").strip()
+            if answer.isdigit() and int(answer) % 2 == 0:
+                out.append(Judgment(analysis="a", critique="- JUDGEMARK check the sum.", score=0.7))
+            else:
+                self.failed_ids.add(t.id)
+                out.append(Judgment(status="missing_blocks", score=None))
+        return out
+
+
+def test_reagent_u_never_revises_an_episode_whose_judgment_failed(tmp_path, policy_dir, tiny_model_dir):
+    trainer = GRPOTrainer(config(tmp_path, policy_dir, variant="reagent-u", judge_model=str(tiny_model_dir),
+                                 keep_degenerate_groups=True))
+    trainer.loop.backend = ScriptedBackend(trainer.tokenizer, lookup_then_answer)
+    trainer.judge = judge = HalfFailingJudge()
+    seen = []
+    rollout = trainer.rollout
+    trainer.rollout = lambda specs: seen.append(specs) or rollout(specs)
+    metrics = trainer.train_step()
+    initial_specs, revised_specs = seen
+    initial_ids = {s.id for s in initial_specs}
+    failed_initial = judge.failed_ids & initial_ids
+    assert 0 < len(failed_initial) < len(initial_ids)  # some failed, some did not
+    parents = {s.parent_id for s in revised_specs}
+    assert parents == initial_ids - failed_initial  # every scored one revised, no failed one
+    assert metrics["revise/skipped_judge_failed"] == len(failed_initial)
+    for spec in revised_specs:
+        context = "\n".join(m.content or "" for m in spec.messages)
+        assert "JUDGEMARK" in context and "No specific flaws" not in context
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["grpo", "reagent-r", "reagent-u"])
 def test_train_cli_runs_each_variant(variant, tmp_path, tiny_model_dir):
@@ -110,7 +152,11 @@ def test_train_cli_runs_each_variant(variant, tmp_path, tiny_model_dir):
         assert lines[-1]["judge/judged"] > 0  # the untrained judge fails; failures are counted
     rollouts = sorted((tmp_path / "run" / "rollouts").glob("*.jsonl"))
     stages = {json.loads(x)["stage"] for x in rollouts[0].read_text().splitlines()}
-    assert stages == ({"initial", "revised"} if variant == "reagent-u" else {"initial"})
+    # The untrained judge fails on every episode, and an episode without a critique is not
+    # revised (test_reagent_u_never_revises_an_episode_whose_judgment_failed covers revisions).
+    assert stages == {"initial"}
+    if variant == "reagent-u":
+        assert lines[0]["revise/skipped_judge_failed"] == 4
     assert (tmp_path / "run" / "checkpoints" / "step-000002" / "COMPLETE").exists()
 
 
