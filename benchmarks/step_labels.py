@@ -111,14 +111,16 @@ def main() -> None:
     for n in sorted(args.rollouts):
         rep = LabelReport()
         t0 = time.perf_counter()
-        results[f"mc/{n}"] = label_mc(trajs, task_by_id, loop(n), n, args.gamma, args.batch_size, rep)
+        results[f"mc/{n}"] = label_mc(trajs, task_by_id, loop(n), n, args.gamma, args.batch_size, rep,
+                                      progress=lambda d, t: print(f"  mc/{n}: {d}/{t} continuations", flush=True))
         rows[f"mc/{n}"] = {"wall_s": time.perf_counter() - t0, "tokens_generated": rep.tokens_generated,
                            "tokens_scored": 0, "labelled": rep.labelled}
         print(f"mc/{n}: {rows[f'mc/{n}']}", flush=True)
     top = args.reference
     rep = LabelReport()
     t0 = time.perf_counter()
-    reference = label_mc(trajs, task_by_id, loop(10_000 + top), top, args.gamma, args.batch_size, rep)
+    reference = label_mc(trajs, task_by_id, loop(10_000 + top), top, args.gamma, args.batch_size, rep,
+                         progress=lambda d, t: print(f"  reference: {d}/{t} continuations", flush=True))
     ref_cost = {"wall_s": time.perf_counter() - t0, "tokens_generated": rep.tokens_generated}
     for name, labels in results.items():
         rows[name].update(quality(labels, reference))
