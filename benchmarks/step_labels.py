@@ -15,6 +15,17 @@ For each: wall seconds, policy tokens generated, tokens read by a value model; a
 label quality against the reference (Spearman and MAE of Q over all steps and over non-final steps - the
 final step's target is the outcome for every method). Prints a table and writes
 ``OUT/step_labels.json``.
+
+Measured 2026-12-01 on the shared 2-core machine (load ~7), a micro policy after 700
+SFT steps that had not yet learned the task (0 of 32 sampled episodes correct, so the
+Q targets are nearly all 0 and the quality columns say little), 32 trajectories,
+``--rollouts 4 16 --reference 32 --max-new-tokens 64``: td_gae generated 0 tokens
+(bootstrap: 0 s; with a PRM: 4,100 tokens read in 1.75 s, after 21.7 s of PRM
+training); mc/4 9,505 tokens in 127 s; mc/16 41,863 tokens in 231 s; the mc/32
+reference 83,618 tokens in 428 s. Against the reference: MAE 0.005 (td_gae V=0),
+0.009 (td_gae PRM), 0.005 (mc/4), 0.007 (mc/16); Spearman -0.29 (td_gae PRM), 0.32
+(mc/16), undefined for constant labels. Rerun with a policy that solves the task
+for a quality comparison that means something.
 """
 
 from __future__ import annotations
