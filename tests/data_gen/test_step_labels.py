@@ -74,3 +74,25 @@ def test_label_steps_cli_mc_regenerates_toy_tasks(tiny_model_dir, tmp_path):
     assert len(labels) == 2 and all(x.method == "mc" and x.params["rollouts"] == 2 for x in labels)
     assert all(x.extra["made_by"]["command"] == "label-steps" for x in labels)
     assert reagent_main(["label-steps", "--traces", str(traces), "--method", "mc", "--out", str(out)]) == 2
+
+
+def test_td_gae_with_a_prm_uses_its_values_and_counts_tokens_read(tiny_model_dir):
+    import torch
+
+    from data_gen.step_labels import label_td_gae
+    from rrm.prm import PRMScorer, load_prm
+    from rrm.prm_losses import td_gae_targets
+
+    trajs = toy_trajectories(2, seed=4)
+    scorer = PRMScorer(load_prm(tiny_model_dir), tokenizer=HFBackend(str(tiny_model_dir), device="cpu").tokenizer,
+                       device="cpu")
+    report = LabelReport()
+    labels = label_td_gae(trajs, gamma=0.9, lam=0.8, scorer=scorer, report=report)
+    assert len(labels) == len(trajs) and report.tokens_scored == sum(scorer.lengths) > 0
+    for label, traj in zip(labels, trajs):
+        values = [s["value"] for s in label.steps]
+        q, adv = td_gae_targets(torch.tensor([traj.outcome]), torch.tensor([values]),
+                                torch.ones(1, len(values)), 0.9, 0.8)
+        assert [s["q"] for s in label.steps] == pytest.approx(q[0].tolist())
+        assert label.steps[-1]["q"] == pytest.approx(traj.outcome)
+        assert label.params["bootstrap"] == "PRM values" and label.extra["cost"]["tokens_scored"] > 0
