@@ -8,14 +8,15 @@ labels' GAE advantage. ``--beta 0`` is the promise-only value model (PVM).
 trajectory's outcome. Targets come from ``reagent label-steps`` (TD+GAE or MC) or the
 Math-Shepherd/PRM800K importers (:mod:`data_gen.prm_import`).
 
-The loop reuses the shared pieces (no checkpoint format of its own): accelerate for
-devices and processes (each rank takes every world-th batch; the model is saved from
-rank 0's unwrapped copy, as the policy SFT does, so ZeRO-3 waits for the shared runtime), :mod:`reagent.train.checkpoint` (atomic ``step-N``
-directories, resume), :class:`reagent.metrics_log.MetricsLogger` and the
-length-grouped batches of :mod:`rrm.sft`. What is PRM-specific lives elsewhere:
-the head (:mod:`rrm.prm`), the batch of step positions (:mod:`rrm.prm_data`), the
-losses and the held-out report (:mod:`rrm.prm_eval`), so moving the loop onto the
-shared runtime of ``reagent/train`` is a change to this file only.
+The loop stands on the shared training runtime, as policy and judge SFT do (no
+checkpoint format of its own): :mod:`reagent.train.runtime` for ranks, rank-0 metrics,
+``out/checkpoints/step-N/`` (``model/`` = ``save_pretrained`` of the gathered weights,
+``state/`` = ``accelerate.save_state``, RNG per rank; exact resume at an epoch
+boundary) and :mod:`reagent.train.data` for the task-id split and the length-grouped
+batches (a ``DataLoader`` prepared by accelerate, so each process takes its share and
+ZeRO-2/3 work unchanged). What is PRM-specific lives elsewhere: the head
+(:mod:`rrm.prm`), the batch of step positions (:mod:`rrm.prm_data`), the losses and
+the held-out report (:mod:`rrm.prm_eval`).
 
 Held-out split by task id; after every epoch: held-out MSE to the Q targets, AUROC
 of the final-step value against the outcome and, with ``--mc-data`` (MC labels of
@@ -26,7 +27,6 @@ Spearman against MC targets. The final model goes to ``out/final``.
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,15 +34,20 @@ import torch
 
 from reagent.config import cfg, config_hash, save_config
 from reagent.jsonl import load_records
-from reagent.metrics_log import MetricsLogger
 from reagent.records import StepLabel
-from reagent.train import checkpoint as ckpt
+from reagent.train.data import LengthGroupedBatches, epoch_batches, split_by_group
+from reagent.train.runtime import (
+    MetricsLogger,
+    Ranks,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_model,
+)
 from rrm.prm import load_prm, step_values
 from rrm.prm_data import StepItem, collate_steps, encode_labels
 from rrm.prm_eval import prm_report
 from rrm.prm_losses import agentprm_loss, last_step_mask, promise_loss
-from rrm.runtime import Ranks
-from rrm.sft import LengthGroupedBatches
 
 OBJECTIVES = ("prm", "orm")
 
@@ -81,22 +86,6 @@ class TrainPRMConfig:
             raise ValueError(f"gamma={self.gamma} must be in (0, 1]")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction={self.val_fraction} must be in [0, 1)")
-
-
-def split_items(items: list[StepItem], fraction: float, seed: int) -> tuple[list[StepItem], list[StepItem]]:
-    groups = sorted({it.group for it in items})
-    random.Random(seed).shuffle(groups)
-    n_val = max(1, round(fraction * len(groups))) if fraction > 0 and len(groups) > 1 else 0
-    val = set(groups[:n_val])
-    return [it for it in items if it.group not in val], [it for it in items if it.group in val]
-
-
-def rank_batches(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
-    """This rank's share of the epoch's batches; every rank gets the same count (DDP and
-    DeepSpeed must step together), so up to ``world - 1`` trailing batches are dropped."""
-    if world <= 1 or len(batches) < world:
-        return batches
-    return batches[rank:len(batches) // world * world:world]
 
 
 def batch_loss(model, batch: dict, c: TrainPRMConfig, gamma: float) -> tuple[torch.Tensor, dict]:
@@ -160,11 +149,13 @@ def train(c: TrainPRMConfig) -> dict:
     from transformers import AutoTokenizer
 
     acc = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    ranks = Ranks(acc)
     set_seed(c.seed)
     out = Path(c.out)
-    log = MetricsLogger(out, is_main=acc.is_main_process)
-    if acc.is_main_process:
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
         save_config(c, out / "config.yaml")
+    log = MetricsLogger(out, ranks.main)
     labels = load_records(c.data, StepLabel, skip_bad=True)
     gamma = _label_gamma(c, labels)
     tokenizer = AutoTokenizer.from_pretrained(c.model)
@@ -172,35 +163,36 @@ def train(c: TrainPRMConfig) -> dict:
     log.print(f"train-prm: {c.data}: {enc.summary()}")
     if not items:
         raise ValueError(f"{c.data}: no usable step-label record ({enc.summary()})")
-    train_items, val_items = split_items(items, c.val_fraction, c.seed)
+    train_items, val_items = split_by_group(items, lambda it: it.group, c.val_fraction, c.seed)
+    if not train_items:
+        raise ValueError(f"{c.data}: every task id went to validation; lower val_fraction={c.val_fraction}")
     mc = _mc_targets(c, labels)
     model = load_prm(c.model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    model, optimizer = acc.prepare(model, optimizer)
-    ranks = Ranks(acc)
+    sampler = LengthGroupedBatches([len(it.input_ids) for it in train_items], c.batch_size, c.seed)
+    loader = torch.utils.data.DataLoader(train_items, batch_sampler=sampler,
+                                         collate_fn=lambda chunk: collate_steps(chunk, pad_id))
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is not None:  # DeepSpeed cannot read the micro-batch size off a batch sampler
+        plugin.deepspeed_config.update(gradient_accumulation_steps=1, train_micro_batch_size_per_gpu=c.batch_size,
+                                       train_batch_size=c.batch_size * ranks.world)
+    model, optimizer, loader = acc.prepare(model, optimizer, loader)
     step, epoch = 0, 0
-    if c.resume and (last := ckpt.latest_checkpoint(out)) is not None:
-        from safetensors.torch import load_file
-
-        acc.unwrap_model(model).load_state_dict(load_file(str(last / "model" / "model.safetensors")))
-        state = ckpt.load_state(last)
-        optimizer.load_state_dict(state["optimizer"])
-        ckpt.set_rng_state(state["rng"])
+    if c.resume and (last := latest_checkpoint(out)) is not None:
+        state = load_checkpoint(acc, last)  # model, optimizer, RNG: exact
         step, epoch = state["step"], state["epoch"]
         log.truncate_after(step)
+        log.print(f"train-prm: resumed from {last} (step {step}, epoch {epoch})")
     if step == 0:
         before = evaluate(model, val_items, pad_id, acc.device, c.batch_size, mc, c.objective) if val_items else {}
         log.log(0, {"data/train": len(train_items), "data/val": len(val_items),
                     "data/skipped": sum(enc.skipped.values()), "run/config_hash": config_hash(c),
                     "run/gamma": gamma, **{f"eval/{k}": v for k, v in before.items()}})
-    sampler = LengthGroupedBatches([len(it.input_ids) for it in train_items], c.batch_size, c.seed)
     report: dict = {}
     model.train()
     while epoch < c.epochs:
-        sampler.set_epoch(epoch)
-        for idx in rank_batches(list(sampler), ranks.rank, ranks.world):
-            batch = {k: v.to(acc.device) for k, v in collate_steps([train_items[i] for i in idx], pad_id).items()}
+        for batch in epoch_batches(acc, loader, sampler, epoch):
             loss, parts = batch_loss(model, batch, c, gamma)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite PRM loss at step {step}; lower lr={c.lr}")
@@ -216,14 +208,12 @@ def train(c: TrainPRMConfig) -> dict:
         log.log(step, {"train/epoch_done": epoch, **{f"eval/{k}": v for k, v in report.items()}})
         log.print(f"epoch {epoch}: " + json.dumps({k: round(v, 4) if isinstance(v, float) else v
                                                    for k, v in report.items()}))
-        if acc.is_main_process:
-            ckpt.save_checkpoint(out, step, acc.unwrap_model(model), tokenizer,
-                                 {"epoch": epoch, "optimizer": optimizer.state_dict()}, keep=c.keep_checkpoints)
-    if acc.is_main_process:
-        final = out / "final"
-        acc.unwrap_model(model).save_pretrained(final, safe_serialization=True)
-        tokenizer.save_pretrained(final)
-        (final / "reagent_prm.json").write_text(json.dumps(
+        save_checkpoint(acc, ranks, model, tokenizer, out, step,  # every rank calls it
+                        {"epoch": epoch, "batches_in_epoch": 0, "config_hash": config_hash(c)},
+                        keep=c.keep_checkpoints)
+    save_model(acc, ranks, model, tokenizer, out / "final")
+    if ranks.main:
+        (out / "final" / "reagent_prm.json").write_text(json.dumps(
             {"base_model": c.model, "data": c.data, "objective": c.objective, "beta": c.beta, "gamma": gamma,
              "config_hash": config_hash(c), "step": step, "heldout": report}, indent=2))
     log.close()

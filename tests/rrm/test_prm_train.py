@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -11,7 +12,6 @@ import torch
 
 from reagent.cli import main as reagent_main
 from reagent.jsonl import load_records, write_records
-from reagent.metrics_log import read_metrics
 from reagent.records import StepLabel, Trajectory
 from reagent.steps import agent_steps
 from tests.rrm.conftest import toy_trajectories
@@ -119,9 +119,5 @@ def test_train_prm_config_errors_name_the_field():
         TrainPRMConfig(data="x", model="y", out="z", beta=-1)
 
 
-def test_rank_batches_split_evenly_between_processes():
-    from rrm.prm_train import rank_batches
-
-    batches = [[0], [1], [2], [3], [4]]
-    assert rank_batches(batches, 0, 2) == [[0], [2]] and rank_batches(batches, 1, 2) == [[1], [3]]
-    assert rank_batches(batches, 0, 1) == batches
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
