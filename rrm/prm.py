@@ -101,3 +101,32 @@ class PRMScorer:
     def __call__(self, trajs: list[Trajectory]) -> list[float | None]:
         """Trajectory-level score: the value at the last step."""
         return [v[-1] if v else None for v in self.score_steps(trajs)]
+
+
+SCORER_KINDS = ("prm", "pvm", "orm")
+
+
+def load_value_scorer(kind: str, path: str | Path, aggregate: str = "last", **kwargs: Any) -> Any:
+    """A :class:`reagent.scorers.StepValueScorer` over the PRM at ``path`` (``train-prm``'s
+    ``out/final``), checked against ``kind``: ``prm`` needs ``objective: prm`` with
+    ``beta > 0`` (promise + progress), ``pvm`` needs ``beta == 0`` (promise only), ``orm``
+    needs ``objective: orm`` (whose only trained value is the last step's)."""
+    import json
+
+    from reagent.scorers import StepValueScorer
+
+    if kind not in SCORER_KINDS:
+        raise ValueError(f"scorer={kind!r} is not one of {', '.join(SCORER_KINDS)}")
+    meta_file = Path(path) / "reagent_prm.json"
+    if not meta_file.exists():
+        raise ValueError(f"{path}: no reagent_prm.json; give a trained PRM (reagent train-prm's out/final)")
+    meta = json.loads(meta_file.read_text())
+    objective, beta = meta.get("objective", "prm"), float(meta.get("beta", 1.0))
+    trained_as = "orm" if objective == "orm" else "pvm" if beta == 0 else "prm"
+    if trained_as != kind:
+        raise ValueError(f"--scorer {kind}: {meta_file} was trained as {trained_as} "
+                         f"(objective={objective}, beta={beta}); use --scorer {trained_as}")
+    if kind == "orm" and aggregate != "last":
+        raise ValueError(f"--scorer orm with aggregate={aggregate!r}: an ORM is trained on the last step only; "
+                         "use aggregate last")
+    return StepValueScorer(PRMScorer(path, **kwargs), aggregate, name=kind)

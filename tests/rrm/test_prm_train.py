@@ -90,6 +90,13 @@ def test_train_prm_learns_and_saves_a_transformers_model(traces, tiny_model_dir,
     for t in trajs:
         assert len(t.rewards["prm_steps"]) == len(agent_steps(t.messages))
         assert t.rewards["prm"] == t.rewards["prm_steps"][-1]
+    # The scorer interface over the same checkpoint: step values, min-aggregated.
+    from rrm.prm import load_value_scorer
+
+    scorer = load_value_scorer("prm", out / "final", aggregate="min", device="cpu")
+    assert scorer(trajs[:4]) == pytest.approx([min(t.rewards["prm_steps"]) for t in trajs[:4]], abs=1e-5)
+    with pytest.raises(ValueError, match="trained as prm"):
+        load_value_scorer("orm", out / "final")
     # Resume: a fourth epoch continues from the last checkpoint's step and epoch.
     last_step = rows[-1]["step"]
     assert reagent_main(["train-prm", "--data", str(labels), "--model", str(tiny_model_dir), "--out", str(out),
