@@ -29,7 +29,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from eval.best_of_n import Attempt, best_of_n
+from eval.best_of_n import SCORE_KEY, Attempt, best_of_n
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
 from reagent.critique import judge_critiques, revision_specs
 from reagent.envs.base import Environment, initial_messages
@@ -198,13 +198,17 @@ def run_attempts(
     critique: bool = False,
     best_of: int = 1,
     policy_name: str = "",
+    scorer: Any = None,
 ) -> list[Attempt]:
-    """Attempt ``attempt`` of each of ``tasks``: plain, Reagent-C or Best-of-N."""
+    """Attempt ``attempt`` of each of ``tasks``: plain, Reagent-C or Best-of-N (ranked by
+    ``scorer``, a :mod:`reagent.scorers` scorer; default: the judge's score)."""
     env = setup.env
     if best_of > 1:
+        from reagent.scorers import JudgeScorer
+
         return best_of_n(
             lambda i: stream_loop(backend, env, config, attempt, i, policy_name),
-            judge,
+            scorer if scorer is not None else JudgeScorer(judge),
             attempt_specs(env, tasks, attempt),
             best_of,
         )
@@ -325,6 +329,7 @@ def attempt_record(
                 "env_outcome": c.outcome,
                 "judge_score": c.judge.score if c.judge else None,
                 "judge_status": c.judge.status if c.judge else None,
+                "scorer_score": c.rewards.get(SCORE_KEY),
             }
             for c in a.candidates
         ]
