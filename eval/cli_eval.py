@@ -6,6 +6,7 @@
     reagent eval ... --critique --judge-model JUDGE_DIR            # Reagent-C
     reagent eval ... --best-of 8 --scorer judge --judge-base-url URL  # Best-of-N
     reagent eval ... --best-of 16 --scorer prm --scorer-model runs/prm/final  # by a PRM
+    reagent eval ... --beam 4 --expand 4 --scorer prm --scorer-model runs/prm/final  # beam search
 
 ``--benchmark`` takes several names, comma-separated; ``--data`` points one benchmark
 at another file of its format. Attempt ``a`` of every question runs before attempt
@@ -82,6 +83,8 @@ class EvalConfig:
     files_dir: str | None = cfg(None, help="GAIA attachments folder (also the file reader's root)")
     critique: bool = cfg(False, help="Reagent-C: answer, get the judge's critique, answer again")
     best_of: int = cfg(1, help="Best-of-N: samples per attempt, the scorer picks one")
+    beam: int = cfg(0, help="step-level beam search width W (0 = off); needs --scorer, see --expand")
+    expand: int = cfg(4, help="beam search: K sampled candidate turns per beam per step")
     scorer: str = cfg("judge", help="Best-of-N scorer: judge (the generative judge's score) | prm "
                       "(AgentPRM value head, promise+progress) | pvm (promise only) | orm (outcome model)")
     scorer_model: str | None = cfg(None, help="--scorer prm|pvm|orm: the trained PRM directory "
@@ -115,10 +118,14 @@ class EvalConfig:
             )
         if self.critique and self.best_of > 1:
             raise ValueError("--critique and --best-of N are separate methods; run them separately")
-        if self.best_of > 1:
+        if self.beam < 0 or self.expand < 1:
+            raise ValueError(f"beam={self.beam} must be >= 0 and expand={self.expand} >= 1")
+        if self.beam and (self.critique or self.best_of > 1):
+            raise ValueError("--beam, --best-of N and --critique are separate methods; run them separately")
+        if self.best_of > 1 or self.beam:
             check_scorer(self.scorer)
             _check_value_scorer(self)
-        judged = self.critique or (self.best_of > 1 and self.scorer == "judge")
+        judged = self.critique or ((self.best_of > 1 or self.beam) and self.scorer == "judge")
         if judged and (self.judge_model is None) == (
             self.judge_base_url is None
         ):
@@ -167,8 +174,8 @@ def _check_value_scorer(c: EvalConfig) -> None:
 
 
 def make_scorer(c: EvalConfig, judge):
-    """The Best-of-N scorer of ``c`` (None without --best-of)."""
-    if c.best_of <= 1:
+    """The Best-of-N / beam-search scorer of ``c`` (None without --best-of or --beam)."""
+    if c.best_of <= 1 and not c.beam:
         return None
     if c.scorer == "judge":
         from reagent.scorers import JudgeScorer
@@ -195,7 +202,7 @@ def make_policy_backend(c: EvalConfig):
 
 
 def make_judge(c: EvalConfig):
-    if not (c.critique or (c.best_of > 1 and c.scorer == "judge")):
+    if not (c.critique or ((c.best_of > 1 or c.beam) and c.scorer == "judge")):
         return None
     from rrm.judge import make_judge as build
 
@@ -321,7 +328,8 @@ def _setups(c: EvalConfig, out: Path) -> list:
 
 def _made_by(c: EvalConfig) -> dict:
     """What produced the records, written into each one so a number can be traced back."""
-    method = "critique" if c.critique else f"best_of_{c.best_of}" if c.best_of > 1 else "plain"
+    method = ("critique" if c.critique else f"best_of_{c.best_of}" if c.best_of > 1
+              else f"beam_{c.beam}x{c.expand}" if c.beam else "plain")
     return {
         "command": "eval",
         "model": c.model or f"{c.base_url}:{c.served_model}",
@@ -329,7 +337,7 @@ def _made_by(c: EvalConfig) -> dict:
         "method": method,
         "judge": c.judge_model or c.judge_base_url,
         "scorer": (f"{c.scorer}:{c.scorer_model or c.judge_model or c.judge_base_url}:{c.aggregate}"
-                   if c.best_of > 1 else None),
+                   if c.best_of > 1 or c.beam else None),
         "checker": c.checker_model,
     }
 
@@ -351,6 +359,8 @@ def _run_chunk(
         best_of=c.best_of,
         policy_name=made_by["model"],
         scorer=scorer,
+        beam=c.beam,
+        expand=c.expand,
     )
     return _grade_and_write(setup, chunk, attempt, attempts, checker, writer, made_by)
 

@@ -199,10 +199,18 @@ def run_attempts(
     best_of: int = 1,
     policy_name: str = "",
     scorer: Any = None,
+    beam: int = 0,
+    expand: int = 1,
 ) -> list[Attempt]:
-    """Attempt ``attempt`` of each of ``tasks``: plain, Reagent-C or Best-of-N (ranked by
-    ``scorer``, a :mod:`reagent.scorers` scorer; default: the judge's score)."""
+    """Attempt ``attempt`` of each of ``tasks``: plain, Reagent-C, Best-of-N or step-level
+    beam search (``beam`` = width, ``expand`` = K), ranked by ``scorer`` (a
+    :mod:`reagent.scorers` scorer; Best-of-N's default: the judge's score)."""
     env = setup.env
+    if beam:
+        from eval.beam_search import beam_search
+
+        loop = stream_loop(backend, env, config, attempt, 0, policy_name)
+        return beam_search(loop, scorer, attempt_specs(env, tasks, attempt), beam, expand)
     if best_of > 1:
         from reagent.scorers import JudgeScorer
 
