@@ -96,25 +96,19 @@ def best_of_n(
     return attempts
 
 
-def _powers(n_max: int) -> list[int]:
-    ns, n = [], 1
-    while n < n_max:
-        ns.append(n)
-        n *= 2
-    return ns + [n_max]
-
-
 def bon_curve(records: list[dict]) -> list[dict]:
     """``[{"n", "accuracy", "pass@n", "records"}]`` for n = 1, 2, 4, ..., N (see module doc).
 
     Records are ``reagent eval`` lines with ``candidates`` (each with ``env_outcome`` and
     ``scorer_score``); a record with fewer than n candidates does not count at n.
     """
+    from eval.report import _k_values  # 1, 2, 4, ..., N: the pass@k columns' own ladder
+
     picks = [r for r in records if r.get("candidates")]
     if not picks:
         return []
     rows = []
-    for n in _powers(max(len(r["candidates"]) for r in picks)):
+    for n in _k_values(max(len(r["candidates"]) for r in picks)):
         have = [r["candidates"][:n] for r in picks if len(r["candidates"]) >= n]
         right = [[(c.get("env_outcome") or 0.0) >= 1.0 for c in cands] for cands in have]
         chosen = [ok[pick_best([c.get("scorer_score") for c in cands])] for cands, ok in zip(have, right)]
