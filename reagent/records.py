@@ -21,7 +21,7 @@ T = TypeVar("T", bound="Record")
 ROLES = ("system", "user", "assistant", "tool")
 STAGES = ("initial", "revised")
 STOP_REASONS = ("answered", "max_turns", "max_tokens", "error", "")
-STEP_LABEL_METHODS = ("td_gae", "mc", "human")  # human: imported annotator ratings (PRM800K)
+STEP_LABEL_METHODS = ("td_gae", "mc", "human", "inverse")  # human: annotator ratings (PRM800K); inverse: InversePRM
 
 
 class FieldError(ValueError):
