@@ -85,7 +85,7 @@ class EvalConfig:
     best_of: int = cfg(1, help="Best-of-N: samples per attempt, the scorer picks one")
     beam: int = cfg(0, help="step-level beam search width W (0 = off); needs --scorer, see --expand")
     expand: int = cfg(4, help="beam search: K sampled candidate turns per beam per step")
-    scorer: str = cfg("judge", help="Best-of-N scorer: judge (the generative judge's score) | prm "
+    scorer: str = cfg("judge", help="Best-of-N and beam-search scorer: judge (the generative judge's score) | prm "
                       "(AgentPRM value head, promise+progress) | pvm (promise only) | orm (outcome model)")
     scorer_model: str | None = cfg(None, help="--scorer prm|pvm|orm: the trained PRM directory "
                                    "(reagent train-prm's out/final)")
