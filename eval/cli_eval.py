@@ -5,6 +5,8 @@
     reagent eval --benchmark toy --split heldout --model DIR --out runs/toy
     reagent eval ... --critique --judge-model JUDGE_DIR            # Reagent-C
     reagent eval ... --best-of 8 --scorer judge --judge-base-url URL  # Best-of-N
+    reagent eval ... --best-of 16 --scorer prm --scorer-model runs/prm/final  # by a PRM
+    reagent eval ... --beam 4 --expand 4 --scorer prm --scorer-model runs/prm/final  # beam search
 
 ``--benchmark`` takes several names, comma-separated; ``--data`` points one benchmark
 at another file of its format. Attempt ``a`` of every question runs before attempt
@@ -83,7 +85,14 @@ class EvalConfig:
     files_dir: str | None = cfg(None, help="GAIA attachments folder (also the file reader's root)")
     critique: bool = cfg(False, help="Reagent-C: answer, get the judge's critique, answer again")
     best_of: int = cfg(1, help="Best-of-N: samples per attempt, the scorer picks one")
-    scorer: str = cfg("judge", help="Best-of-N scorer: judge | prm (no PRM exists yet)")
+    beam: int = cfg(0, help="step-level beam search width W (0 = off); needs --scorer, see --expand")
+    expand: int = cfg(4, help="beam search: K sampled candidate turns per beam per step")
+    scorer: str = cfg("judge", help="Best-of-N and beam-search scorer: judge (the generative judge's score) | prm "
+                      "(AgentPRM value head, promise+progress) | pvm (promise only) | orm (outcome model)")
+    scorer_model: str | None = cfg(None, help="--scorer prm|pvm|orm: the trained PRM directory "
+                                   "(reagent train-prm's out/final)")
+    aggregate: str = cfg("last", help="--scorer prm|pvm: step values to one score: last | min | mean | "
+                         "product (reagent/scorers.py; orm: last only)")
     judge_model: str | None = cfg(None, help="judge model directory (--critique, --best-of)")
     judge_base_url: str | None = cfg(None, help="judge OpenAI-compatible endpoint")
     judge_served_model: str | None = cfg(None, help="judge model name at the endpoint")
@@ -111,9 +120,15 @@ class EvalConfig:
             )
         if self.critique and self.best_of > 1:
             raise ValueError("--critique and --best-of N are separate methods; run them separately")
-        if self.best_of > 1:
+        if self.beam < 0 or self.expand < 1:
+            raise ValueError(f"beam={self.beam} must be >= 0 and expand={self.expand} >= 1")
+        if self.beam and (self.critique or self.best_of > 1):
+            raise ValueError("--beam, --best-of N and --critique are separate methods; run them separately")
+        if self.best_of > 1 or self.beam:
             check_scorer(self.scorer)
-        if (self.critique or self.best_of > 1) and (self.judge_model is None) == (
+            _check_value_scorer(self)
+        judged = self.critique or ((self.best_of > 1 or self.beam) and self.scorer == "judge")
+        if judged and (self.judge_model is None) == (
             self.judge_base_url is None
         ):
             raise ValueError(
@@ -151,6 +166,28 @@ class EvalConfig:
         return ToolsConfig()
 
 
+def _check_value_scorer(c: EvalConfig) -> None:
+    from reagent.scorers import AGGREGATES
+
+    if c.aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate={c.aggregate!r} is not one of {', '.join(AGGREGATES)}")
+    if c.scorer != "judge" and not c.scorer_model:
+        raise ValueError(f"--scorer {c.scorer} needs --scorer-model DIR (a trained PRM: reagent train-prm's out/final)")
+
+
+def make_scorer(c: EvalConfig, judge):
+    """The Best-of-N / beam-search scorer of ``c`` (None without --best-of or --beam)."""
+    if c.best_of <= 1 and not c.beam:
+        return None
+    if c.scorer == "judge":
+        from reagent.scorers import JudgeScorer
+
+        return JudgeScorer(judge)
+    from rrm.prm import load_value_scorer
+
+    return load_value_scorer(c.scorer, c.scorer_model, c.aggregate, device=c.judge_device)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser, EvalConfig)
 
@@ -167,7 +204,7 @@ def make_policy_backend(c: EvalConfig):
 
 
 def make_judge(c: EvalConfig):
-    if not (c.critique or c.best_of > 1):
+    if not (c.critique or ((c.best_of > 1 or c.beam) and c.scorer == "judge")):
         return None
     from rrm.judge import make_judge as build
 
@@ -227,6 +264,7 @@ def run(c: EvalConfig) -> int:
         _recheck_unjudged(setups, make_checker(c), out / RECORDS)
     if n_todo:
         backend, judge, checker = make_policy_backend(c), make_judge(c), make_checker(c)
+        scorer = make_scorer(c, judge)
         with RecordWriter(out / RECORDS) as writer:
             for s in setups:
                 for a in range(c.k):  # attempt-major: a kill leaves whole attempts done
@@ -234,7 +272,7 @@ def run(c: EvalConfig) -> int:
                     for start in range(0, len(tasks), c.batch_size):
                         chunk = tasks[start : start + c.batch_size]
                         errors += _run_chunk(
-                            c, s, chunk, a, backend, judge, checker, writer, made_by
+                            c, s, chunk, a, backend, judge, checker, writer, made_by, scorer
                         )
                         print(
                             f"eval: {s.name} attempt {a + 1}/{c.k}: "
@@ -245,6 +283,12 @@ def run(c: EvalConfig) -> int:
                         write_results(out, notes, made_by)
     metrics = write_results(out, notes, made_by)
     print((out / "results.md").read_text(), file=sys.stderr)
+    if c.best_of > 1:
+        from eval.best_of_n import write_bon_curve
+        from eval.report import read_eval_records
+
+        if write_bon_curve(out, read_eval_records(out / RECORDS), c.scorer):
+            print((out / "best_of_n.md").read_text(), file=sys.stderr)
     if errors:
         print(
             f"eval: {errors} attempt(s) ended in a backend error and were not recorded; run "
@@ -289,19 +333,22 @@ def _setups(c: EvalConfig, out: Path) -> list:
 
 def _made_by(c: EvalConfig) -> dict:
     """What produced the records, written into each one so a number can be traced back."""
-    method = "critique" if c.critique else f"best_of_{c.best_of}" if c.best_of > 1 else "plain"
+    method = ("critique" if c.critique else f"best_of_{c.best_of}" if c.best_of > 1
+              else f"beam_{c.beam}x{c.expand}" if c.beam else "plain")
     return {
         "command": "eval",
         "model": c.model or f"{c.base_url}:{c.served_model}",
         "config_hash": config_hash(c),
         "method": method,
         "judge": c.judge_model or c.judge_base_url,
+        "scorer": (f"{c.scorer}:{c.scorer_model or c.judge_model or c.judge_base_url}:{c.aggregate}"
+                   if c.best_of > 1 or c.beam else None),
         "checker": c.checker_model,
     }
 
 
 def _run_chunk(
-    c: EvalConfig, setup, chunk, attempt, backend, judge, checker, writer, made_by
+    c: EvalConfig, setup, chunk, attempt, backend, judge, checker, writer, made_by, scorer=None
 ) -> int:
     """Run attempt ``attempt`` of ``chunk``, grade it, write its records; return errors."""
     from eval.harness import run_attempts
@@ -316,6 +363,9 @@ def _run_chunk(
         critique=c.critique,
         best_of=c.best_of,
         policy_name=made_by["model"],
+        scorer=scorer,
+        beam=c.beam,
+        expand=c.expand,
     )
     return _grade_and_write(setup, chunk, attempt, attempts, checker, writer, made_by)
 

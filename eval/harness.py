@@ -29,7 +29,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from eval.best_of_n import Attempt, best_of_n
+from eval.best_of_n import SCORE_KEY, Attempt, best_of_n
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
 from reagent.critique import judge_critiques, revision_specs
 from reagent.envs.base import Environment, initial_messages
@@ -198,13 +198,25 @@ def run_attempts(
     critique: bool = False,
     best_of: int = 1,
     policy_name: str = "",
+    scorer: Any = None,
+    beam: int = 0,
+    expand: int = 1,
 ) -> list[Attempt]:
-    """Attempt ``attempt`` of each of ``tasks``: plain, Reagent-C or Best-of-N."""
+    """Attempt ``attempt`` of each of ``tasks``: plain, Reagent-C, Best-of-N or step-level
+    beam search (``beam`` = width, ``expand`` = K), ranked by ``scorer`` (a
+    :mod:`reagent.scorers` scorer; Best-of-N's default: the judge's score)."""
     env = setup.env
+    if beam:
+        from eval.beam_search import beam_search
+
+        loop = stream_loop(backend, env, config, attempt, 0, policy_name)
+        return beam_search(loop, scorer, attempt_specs(env, tasks, attempt), beam, expand)
     if best_of > 1:
+        from reagent.scorers import JudgeScorer
+
         return best_of_n(
             lambda i: stream_loop(backend, env, config, attempt, i, policy_name),
-            judge,
+            scorer if scorer is not None else JudgeScorer(judge),
             attempt_specs(env, tasks, attempt),
             best_of,
         )
@@ -325,6 +337,7 @@ def attempt_record(
                 "env_outcome": c.outcome,
                 "judge_score": c.judge.score if c.judge else None,
                 "judge_status": c.judge.status if c.judge else None,
+                "scorer_score": c.rewards.get(SCORE_KEY),
             }
             for c in a.candidates
         ]

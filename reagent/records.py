@@ -21,6 +21,7 @@ T = TypeVar("T", bound="Record")
 ROLES = ("system", "user", "assistant", "tool")
 STAGES = ("initial", "revised")
 STOP_REASONS = ("answered", "max_turns", "max_tokens", "error", "")
+STEP_LABEL_METHODS = ("td_gae", "mc", "human", "inverse")  # human: annotator ratings (PRM800K); inverse: InversePRM
 
 
 class FieldError(ValueError):
@@ -359,8 +360,8 @@ class StepLabel(Record):
     }
 
     def validate(self, prefix: str = "") -> None:
-        if self.method not in ("td_gae", "mc"):
-            raise FieldError(prefix + "method", f"'{self.method}' is not one of td_gae, mc")
+        if self.method not in STEP_LABEL_METHODS:
+            raise FieldError(prefix + "method", f"'{self.method}' is not one of {', '.join(STEP_LABEL_METHODS)}")
         for i, step in enumerate(self.steps):
             for key in ("q", "advantage"):
                 if not isinstance(step, dict) or key not in step:

@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval.cli_eval", "run a benchmark: K attempts per question, pass@1 ± se and pass@k (resumable)"),
     "report": ("eval.cli_report", "compare eval result folders: PNG bar chart and a combined Markdown table"),
     "train": ("reagent.cli.train", "train a policy with GRPO, Reagent-R or Reagent-U (--config FILE key=value)"),
+    "label-steps": ("data_gen.cli_label_steps", "TD+GAE or Monte-Carlo step labels (Q, advantage, cost) for PRM training"),
+    "train-prm": ("rrm.cli_train_prm", "train a value-head process reward model: promise (MSE) + beta * progress"),
+    "score-steps": ("rrm.cli_score_steps", "batched per-step values of trajectories from a trained PRM"),
+    "import-prm": ("data_gen.cli_import_prm", "Math-Shepherd or PRM800K JSONL to step labels for train-prm"),
+    "eval-prm": ("eval.cli_eval_prm", "a PRM on ProcessBench or PRMBench files: metrics per split"),
     "view": ("reagent.cli.view", "static offline HTML: trajectories with judge verdicts side by side, or a run's dashboard"),
     "env": ("reagent.cli.env", "print versions of the project and its libraries, for bug reports"),
 }

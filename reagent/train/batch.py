@@ -123,7 +123,8 @@ def length_buckets(lengths: list[int], size: int) -> list[list[int]]:
 
 
 def collate(trajs: list[Trajectory], advantages: torch.Tensor, pad_id: int) -> Batch:
-    """Right-padded (N, L) tensors from the kept token ids and loss masks."""
+    """Right-padded (N, L) tensors from the kept token ids and loss masks; advantages are
+    (N,) or (N, L') token-level with L' >= L (cut to this batch's L)."""
     length = max(len(t.token_ids) for t in trajs)
     n = len(trajs)
     ids = torch.full((n, length), pad_id, dtype=torch.long)
@@ -134,4 +135,6 @@ def collate(trajs: list[Trajectory], advantages: torch.Tensor, pad_id: int) -> B
         ids[i, :k] = torch.tensor(t.token_ids)
         attn[i, :k] = 1
         mask[i, :k] = torch.tensor(t.loss_mask, dtype=torch.float32)
+    if advantages.dim() == 2:  # token-level (process rewards), padded to the whole batch's length
+        advantages = advantages[:, :length]
     return Batch(ids, attn, mask, advantages, trajectories=trajs)

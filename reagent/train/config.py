@@ -24,6 +24,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss_agg": ("token-mean", "seq-mean-token-mean"),
     "schedule": ("constant", "cosine"),
     "device": ("auto", "cpu", "cuda"),
+    "process_reward": ("none", "prm"),
+    "prm_reward": ("promise", "progress"),
 }
 
 
@@ -69,6 +71,15 @@ class TrainConfig:
     judge_lambda: float = cfg(0.3, help="lambda: reward = outcome + lambda * judge score")
     on_judge_failure: str = cfg("outcome_only", help="drop | outcome_only | stop when the judge cannot score")
     revise: str = cfg("all", help="reagent-u: revise 'all' G initial rollouts or only 'failed' ones")
+    # process reward (AgentPRM step rewards as token advantages, reagent/train/process_reward.py)
+    process_reward: str = cfg("none", help="none | prm: add the PRM's per-step advantages to the outcome "
+                              "advantage of each step's tokens (needs prm_model)")
+    prm_model: str | None = cfg(None, help="process_reward=prm: trained PRM directory (reagent train-prm's "
+                                "out/final), loaded locally on `device`")
+    prm_reward: str = cfg("promise", help="process_reward=prm: promise (step value Q_k) | progress "
+                          "(Q_k - Q_{k-1}, Q_{-1} = the group's mean first-step value)")
+    process_reward_coef: float = cfg(1.0, help="alpha: token advantage = outcome advantage + alpha * "
+                                     "group-normalised process reward of the token's step")
     # rollout
     prompts_per_step: int = cfg(8, help="prompts (groups) per step")
     group_size: int = cfg(8, help="G: rollouts per prompt")
@@ -136,6 +147,9 @@ class TrainConfig:
             if not isinstance(self.tools, list) or any(t not in valid for t in self.tools):
                 raise ValueError(f"tools={self.tools!r} is not valid for env={self.env}: a list of "
                                  f"{', '.join(valid)} (or [] for none)")
+        if self.process_reward == "prm" and not self.prm_model:
+            raise ValueError("process_reward=prm needs prm_model=DIR (a trained PRM: reagent train-prm's "
+                             "out/final)")
         if self.uses_judge and not (self.judge_model or self.judge_base_url):
             raise ValueError(f"variant={self.variant} needs a judge: set judge_model=DIR or "
                              "judge_base_url=URL (or use variant=grpo)")

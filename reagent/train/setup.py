@@ -115,6 +115,16 @@ def build_judge(c: TrainConfig):
     return judge, FailureCounter()
 
 
+def build_prm(c: TrainConfig):
+    """The PRM whose step values become process rewards (None unless process_reward=prm)."""
+    if c.process_reward != "prm":
+        return None
+    from rrm.prm import PRMScorer
+
+    return PRMScorer(c.prm_model, batch_size=c.micro_batch_size, device=c.device,
+                     max_seq_len=c.max_tokens + 4096)
+
+
 def build_env_and_tasks(c: TrainConfig):
     """The environment, offering ``c.tools`` (:func:`reagent.envs.with_tools`), and its
     training tasks."""

@@ -15,7 +15,9 @@ One step reads like the algorithm:
    ``stop`` ends the run);
 4. **advantage**: (R - mean_g) / (std_g + eps) per prompt group (``dr_grpo``: no std);
    under reagent-u initial and revised episodes of a prompt form ONE pooled group of
-   up to 2G; groups with all-equal rewards are dropped and counted;
+   up to 2G; groups with all-equal rewards are dropped and counted; with
+   ``process_reward: prm`` each step's tokens also get alpha times the PRM's
+   group-normalised step reward (:mod:`reagent.train.process_reward`);
 5. **loss**: PPO-clip with eps_low/eps_high (0.2/0.28), ``token-mean`` or
    ``seq-mean-token-mean``, optional k3 KL to a reference model (off by default: no
    reference is loaded at coefficient 0) and entropy bonus; only the policy's own
@@ -57,7 +59,8 @@ from reagent.tokenization import pad_token_id
 from reagent.train.config import TrainConfig
 from reagent.train.logprobs import sequence_logprobs
 from reagent.train.memory import peak_memory, reset_peak_memory
-from reagent.train.setup import build_env_and_tasks, build_judge, build_models
+from reagent.train.process_reward import prm_advantages
+from reagent.train.setup import build_env_and_tasks, build_judge, build_models, build_prm
 from rrm.metrics import pearson
 
 
@@ -87,6 +90,7 @@ class GRPOTrainer:
             seed=config.seed * 7919 + self.rank, chat_template_kwargs=config.chat_template_kwargs,
             tool_format=config.tool_format), policy_name=config.model)
         self.judge, self.judge_counter = build_judge(config)
+        self.prm = build_prm(config)
         self.step, self.data_epoch, self.data_index = 0, 0, 0
         self._order = self._permutation(0)
 
@@ -147,6 +151,11 @@ class GRPOTrainer:
         kept, adv, group_stats = select_and_advantage(
             usable, [t.extra["group"] for t in usable], c.advantage, c.keep_degenerate_groups, c.truncated)
         metrics.update(group_stats)
+        if self.prm is not None and kept:  # process_reward=prm: (N,) -> (N, L) token advantages
+            with timed("process_reward", timings):
+                adv, process_stats = prm_advantages(self.prm, kept, adv, [t.extra["group"] for t in kept],
+                                                    c.prm_reward, c.process_reward_coef)
+            metrics.update(process_stats)
         with timed("update", timings):
             metrics.update(self.update(kept, adv))
         if c.save_rollouts:

@@ -282,7 +282,7 @@ def test_best_of_n_picks_the_judges_favourite(scripted_toy, monkeypatch, tmp_pat
     ]
     assert all(sum(c["env_outcome"] for c in r["candidates"]) < 3 for r in recs)  # a real choice
     assert all(r["candidates"][r["picked"]]["judge_score"] == 1.0 for r in recs)
-    with pytest.raises(ValueError, match="no PRM available yet"):
+    with pytest.raises(ValueError, match="--scorer prm needs --scorer-model"):
         toy_config(tmp_path, best_of=3, scorer="prm", judge_model="j")
     with pytest.raises(ValueError, match="--judge-model"):
         toy_config(tmp_path, critique=True)
