@@ -253,7 +253,7 @@ def test_toy_benchmark_plain_and_reagent_c(scripted_toy, monkeypatch, tmp_path):
 
     scripted_toy(guess_then_solve)
     judge = RuleJudge()
-    monkeypatch.setattr(cli_eval, "make_judge", lambda c: judge)
+    monkeypatch.setattr(cli_eval, "make_judge", lambda c, tasks=None: judge)
     assert cli_eval.run(toy_config(tmp_path, name="critique", critique=True, judge_model="j")) == 0
     m = results(tmp_path / "critique")["benchmarks"]["toy"]
     assert (m["initial_pass@1"], m["pass@1"], m["method"]) == (0.0, 1.0, "critique")
@@ -273,7 +273,7 @@ def test_best_of_n_picks_the_judges_favourite(scripted_toy, monkeypatch, tmp_pat
         return solver(text, turn) if calls[question] % 2 == 0 else "\\boxed{0}"
 
     scripted_toy(alternate)
-    monkeypatch.setattr(cli_eval, "make_judge", lambda c: RuleJudge())
+    monkeypatch.setattr(cli_eval, "make_judge", lambda c, tasks=None: RuleJudge())
     assert cli_eval.run(toy_config(tmp_path, best_of=3, judge_model="j")) == 0
     m = results(tmp_path / "toy")["benchmarks"]["toy"]
     assert m["pass@1"] == 1.0 and m["best_of"] == 3 and m["candidates_any_correct"] == 1.0
@@ -426,8 +426,22 @@ def test_rollout_from_a_benchmark_and_with_reagent_c(tiny_model_dir, tmp_path, c
         "8",
         *base,
     ]
+    # An untrained judge fails on every attempt: a failed judgment gives no revision
+    # (until issue 19 it gave one on "No specific flaws were named", which the test pinned).
     assert reagent_main(argv) == 0
-    assert "judge gave no usable verdict for 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "judge gave no usable verdict for 2" in err and "those were not revised" in err
+    trajs = {t["id"]: t for t in map(json.loads, traces.read_text().splitlines())}
+    assert set(trajs) == {"toy-train-0#0", "toy-train-1#0"}
+    assert trajs["toy-train-0#0"]["judge"].get("score") is None  # untrained
+    assert reagent_main(argv) == 0  # a re-run does not retry them
+    assert "2 already done" in capsys.readouterr().err
+
+    # The oracle (rules) judge scores every attempt: each is revised on its critique.
+    traces = tmp_path / "rules.jsonl"
+    argv = [*argv[:argv.index("--out")], "--out", str(traces), "--critique", "--judge-model", "rules",
+            *base]
+    assert reagent_main(argv) == 0
     trajs = {t["id"]: t for t in map(json.loads, traces.read_text().splitlines())}
     assert set(trajs) == {
         "toy-train-0#0",
@@ -436,14 +450,16 @@ def test_rollout_from_a_benchmark_and_with_reagent_c(tiny_model_dir, tmp_path, c
         "toy-train-1#0/rev",
     }
     first, rev = trajs["toy-train-0#0"], trajs["toy-train-0#0/rev"]
-    assert first["stage"] == "initial" and first["judge"].get("score") is None  # untrained
+    assert first["stage"] == "initial" and first["judge"]["model"] == "rules"
+    assert first["judge"]["score"] < 1.0  # 4 tokens cannot solve a ledger task
     assert (rev["stage"], rev["parent_id"]) == ("revised", "toy-train-0#0")
-    assert "No specific flaws were named" in rev["messages"][len(first["messages"])]["content"]
+    assert first["judge"]["critique"] in rev["messages"][len(first["messages"])]["content"]
     # Lose one revision: the re-run redoes only that one, reusing the written first attempt.
     lines = traces.read_text().splitlines()
     traces.write_text("\n".join(x for x in lines if '"toy-train-1#0/rev"' not in x) + "\n")
+    capsys.readouterr()
     assert reagent_main(argv) == 0
-    assert "1 to revise (0 first attempts to run)" in capsys.readouterr().err
+    assert "1 to judge and revise (0 first attempts to run)" in capsys.readouterr().err
     ids = [json.loads(x)["id"] for x in traces.read_text().splitlines()]
     assert sorted(ids) == sorted(trajs) and len(ids) == 4
 
