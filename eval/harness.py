@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eval.best_of_n import Attempt, best_of_n
-from eval.process import process_stats
+from reagent.process import process_stats
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
 from reagent.critique import judge_critiques, revise_decision, revision_specs
 from reagent.envs.base import Environment, initial_messages

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.metrics import mean_and_stderr, pass_at_k
-from eval.process import process_metrics
+from reagent.process import process_metrics
 from reagent.jsonl import BadJSON, iter_json_lines, parse_json_line
 
 RECORDS = "records.jsonl"

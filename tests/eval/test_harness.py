@@ -230,7 +230,7 @@ def toy_config(tmp_path, **kw):
     return EvalConfig(
         benchmark="toy",
         split="heldout",
-        limit=4,
+        limit=kw.pop("limit", 4),
         model="scripted",
         out=str(tmp_path / kw.pop("name", "toy")),
         max_turns=4,
@@ -261,6 +261,51 @@ def test_toy_benchmark_plain_and_reagent_c(scripted_toy, monkeypatch, tmp_path):
     assert rec["initial"]["verdict"] == "incorrect" and rec["initial"]["judge_score"] == 0.0
     assert rec["trajectory"]["stage"] == "revised" and rec["trajectory"]["parent_id"] == rec["id"]
     assert any(judge.critique in (msg["content"] or "") for msg in rec["trajectory"]["messages"])
+
+
+def test_reagent_c_threshold_keeps_right_answers_and_fixes_wrong_ones(scripted_toy, tmp_path):
+    """With the oracle (rules) judge: revising every attempt lets a policy that breaks
+    after any critique destroy its right answers; revising only below the threshold keeps
+    them (keep rate 1) and still fixes the guesses (fix rate 1)."""
+
+    def solve_then_break(text, turn):  # right at first; after a critique it answers 0
+        return "\\boxed{0}" if "reviewer read your attempt" in text else solver(text, turn)
+
+    def guess_or_solve(text, turn):  # guesses unless asked a difference
+        head = text.split("reviewer read your attempt")
+        if len(head) == 1 and "more money" not in text:
+            return "\\boxed{0}"
+        if len(head) == 1:
+            return solver(text, turn)
+        return solver(head[0].split("<|im_start|>assistant")[0] + head[1], turn - 1)
+
+    scripted_toy(solve_then_break)
+    assert cli_eval.run(toy_config(tmp_path, name="all", critique=True, judge_model="rules")) == 0
+    m = results(tmp_path / "all")["benchmarks"]["toy"]
+    assert (m["initial_pass@1"], m["pass@1"], m["keep_rate"], m["revised_frac"]) == (1.0, 0.0, 0.0, 1.0)
+    assert m["fix_rate"] is None and m["process/answer_neutral_flaws"] == 0.0
+    assert cli_eval.run(
+        toy_config(tmp_path, name="below", critique=True, judge_model="rules", revise_below=1.0)
+    ) == 0
+    m = results(tmp_path / "below")["benchmarks"]["toy"]
+    assert (m["pass@1"], m["keep_rate"], m["revised_frac"]) == (1.0, 1.0, 0.0)
+    assert m["revise_skipped/above_threshold"] == 4
+    rec = json.loads((tmp_path / "below" / "records.jsonl").read_text().splitlines()[0])
+    assert rec["initial"]["revised"] is False and rec["trajectory"]["stage"] == "initial"
+    assert rec["initial"]["judge_score"] == 1.0 and rec["process"]["tool_calls"] >= 1
+
+    scripted_toy(guess_or_solve)
+    assert cli_eval.run(
+        toy_config(tmp_path, name="mixed", critique=True, judge_model="rules", revise_below=1.0, limit=8)
+    ) == 0
+    m = results(tmp_path / "mixed")["benchmarks"]["toy"]
+    assert 0.0 < m["initial_pass@1"] < 1.0 and m["pass@1"] == 1.0
+    assert (m["keep_rate"], m["fix_rate"]) == (1.0, 1.0)
+    assert 0.0 < m["revised_frac"] < 1.0
+    with pytest.raises(ValueError, match="revise_below"):
+        toy_config(tmp_path, revise_below=0.5)
+    with pytest.raises(ValueError, match="benchmark toy only"):
+        EvalConfig(benchmark="gsm8k", model="m", out=str(tmp_path), critique=True, judge_model="rules")
 
 
 def test_best_of_n_picks_the_judges_favourite(scripted_toy, monkeypatch, tmp_path):

@@ -7,8 +7,9 @@ malformed calls, unknown tools, ``calc`` on one number): an outcome reward canno
 them, a process judge can, so they are where a judge's signal should show (issue 19).
 
 :func:`process_stats` is one episode's counts, written into each eval record;
-:func:`process_metrics` averages them over records (``reagent eval`` results and the
-efficacy study).
+:func:`process_metrics` averages them (``reagent eval`` results, the GRPO trainer's
+``process/...`` metrics on the toy task, the efficacy study in ``benchmarks/``). It lives
+in the core so the trainer and ``eval`` share it.
 """
 
 from __future__ import annotations
