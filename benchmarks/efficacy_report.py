@@ -177,7 +177,8 @@ def compute(records: Path) -> dict:
             if per_seed:
                 acc[step] = [m["pass@1"] for m in per_seed]
                 flaws[step] = [m.get("process/answer_neutral_flaws") for m in per_seed]
-        curves[run] = {"accuracy": acc, "flaws": flaws}
+        train = rl_curves(records, run, "process/answer_neutral_flaws")
+        curves[run] = {"accuracy": acc, "flaws": flaws, "train_flaws": train}
     quality = [json.loads(p.read_text()) for p in sorted(records.glob("seed*/judge_quality.json"))]
     return {"study": study, "rows": rows, "critique": critique, "curves": curves,
             "judge_auroc": [q.get("auroc") for q in quality]}
@@ -189,16 +190,19 @@ def plot(data: dict, out_png: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for run, c in data["curves"].items():
-        for ax, key in zip(axes, ("accuracy", "flaws")):
+        for ax, key in zip(axes, ("accuracy", "flaws", "train_flaws")):
             pts = {s: [x for x in v if x is not None] for s, v in c[key].items()}
             steps = sorted(s for s, v in pts.items() if v)
             if steps:
                 ax.plot(steps, [sum(pts[s]) / len(pts[s]) for s in steps], marker="o", label=run)
     axes[0].set(title="held-out accuracy (pass@1), mean over seeds", xlabel="RL step (0 = SFT)",
                 ylabel="accuracy", ylim=(0, 1))
-    axes[1].set(title="answer-neutral flaws per trajectory", xlabel="RL step (0 = SFT)", ylabel="flaws")
+    axes[1].set(title="answer-neutral flaws per trajectory (held-out)", xlabel="RL step (0 = SFT)",
+                ylabel="flaws")
+    axes[2].set(title="answer-neutral flaws per trajectory (training rollouts)", xlabel="RL step",
+                ylabel="flaws")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
