@@ -51,3 +51,48 @@ def test_results_page_numbers_are_recomputed_from_its_records():
     assert data["rows"]["grpo"]["accuracy"][0] == acc
     row = next(line for line in PAGE.read_text().splitlines() if line.startswith("| grpo |"))
     assert re.match(rf"\| grpo \| \d+ \| {re.escape(fmt(acc))}( ± [0-9.]+)? \|", row), row
+
+
+def test_collect_and_compute_two_seeds(tmp_path):
+    """Records are slimmed on collection; two seeds give mean ± s.e. over seeds; Reagent-C
+    rows carry keep and fix rates."""
+    from benchmarks.efficacy_report import collect, within_noise
+
+    run = tmp_path / "run"
+
+    def write(path, lines):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    def rec(q, score, **kw):
+        return {"id": f"{q}#0", "task_id": q, "attempt": 0, "score": score, "answer": "1",
+                "trajectory": {"messages": ["long"]}, "process": {"tool_calls": 2, "tokens": 10,
+                "flaws": {"repeated_call": 1} if score < 1 else {}, "answer_neutral_flaws": int(score < 1)}, **kw}
+
+    for seed, correct in ((0, 1), (1, 3)):
+        s = run / f"seed{seed}"
+        write(s / "eval" / "grpo-step2" / "records.jsonl", [rec(f"q{i}", float(i < correct)) for i in range(4)])
+        write(s / "eval" / "sft" / "records.jsonl", [rec(f"q{i}", 0.0) for i in range(4)])
+        firsts = [{"score": 1.0, "trajectory": {}}, {"score": 0.0}, {"score": 0.0}, {"score": 1.0}]
+        write(s / "eval" / "critique-sft-rules-below" / "records.jsonl",
+              [rec(f"q{i}", float(i < 2), initial={**f, "revised": f["score"] < 1,
+                                                    "revise_skipped": None if f["score"] < 1 else "above_threshold"})
+               for i, f in enumerate(firsts)])
+        write(s / "rl" / "grpo" / "metrics.jsonl", [{"step": 1, "groups/degenerate_frac": 0.5, "other": 1},
+                                                   {"step": 2, "groups/degenerate_frac": 0.25}])
+    (run / "study.json").write_text(json.dumps({"seeds": 2, "steps": 2, "eval_every": 2, "size": "smoke",
+                                                "revise_below": 1.0, "budget": {}}))
+    records = tmp_path / "records"
+    collect(run, records)
+    saved = json.loads((records / "seed0" / "eval" / "critique-sft-rules-below.jsonl").read_text().splitlines()[0])
+    assert "trajectory" not in saved and "trajectory" not in saved["initial"]
+    assert json.loads((records / "seed0" / "rl" / "grpo.jsonl").read_text().splitlines()[0]) == {
+        "step": 1, "groups/degenerate_frac": 0.5}
+    data = compute(records)
+    mean, se = data["rows"]["grpo"]["accuracy"]
+    assert (mean, se) == (0.5, 0.25)  # seeds 0.25 and 0.75: s.d. 0.354 / sqrt(2)
+    assert data["rows"]["grpo"]["flaws"][0] == 0.5 and data["rows"]["grpo"]["zero_signal"] == 0.375
+    c = data["critique"]["critique-sft-rules-below"]
+    assert (c["keep_rate"], c["fix_rate"], c["revised_frac"]) == (0.5, 0.5, 0.5)
+    assert data["curves"]["grpo"]["accuracy"] == {0: [0.0, 0.0], 2: [0.25, 0.75]}
+    assert within_noise((0.5, 0.1), (0.8, 0.05)) is True and within_noise((0.2, 0.01), (0.8, 0.05)) is False
