@@ -64,9 +64,11 @@ def critique_of(judgment: Judgment | None) -> str:
 
 # Critiques that name nothing to fix: a revision on them only risks a correct answer.
 _NOTHING_TO_FIX = re.compile(
-    r"^(?:[-*\s]*)(?:no|none|nothing)\b[^.\n]*(?:flaw|issue|problem|error|mistake|fix|change)s?"
-    r"[^.\n]*(?:found|named|detected|identified|needed|noted|to fix)?[.!]?\s*$"
-    r"|^(?:[-*\s]*)(?:none|n/?a|nothing)[.!]?\s*$",
+    r"^[-*\s]*(?:no|zero)(?:\s+\w+){0,2}?\s+(?:flaws?|issues?|problems?|errors?|mistakes?)"
+    r"(?:\s+(?:were|was|are|is|have\s+been|has\s+been))?"
+    r"(?:\s+(?:found|named|detected|identified|noted|seen|spotted))?\s*[.!]?\s*$"
+    r"|^[-*\s]*(?:none|n/?a|nothing(?:\s+to\s+(?:fix|report|improve))?|no\s+changes?\s+needed"
+    r"|looks\s+(?:good|correct))\s*[.!]?\s*$",
     re.IGNORECASE)
 
 # Why an attempt was not revised (keys of the skip counts in eval results and rollout logs).

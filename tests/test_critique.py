@@ -17,7 +17,9 @@ def test_critiques_that_name_nothing_are_empty(text):
 @pytest.mark.parametrize("text", ["- You looked up K, which the question does not ask about.",
                                   "No answer in \\boxed{}; finish with the number.",
                                   "- No flaws found.\n- You called lookup(A) more than once.",
-                                  "Look up account B before answering; never guess a balance."])
+                                  "Look up account B before answering; never guess a balance.",
+                                  "No errors in the sum, but you looked up K twice.",
+                                  "Nothing was looked up; look up A first."])
 def test_critiques_that_name_a_flaw_are_not_empty(text):
     assert not is_empty_critique(text)
 
