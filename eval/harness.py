@@ -328,8 +328,9 @@ def attempt_record(
             "revised": a.revise_skipped is None,
             "revise_skipped": a.revise_skipped,
             "process": process_stats(task, a.initial),
-            "trajectory": slim(a.initial, secret),
         }
+        if a.revise_skipped is None:  # else the final attempt is this one, recorded once above
+            rec["initial"]["trajectory"] = slim(a.initial, secret)
     elif a.candidates:
         rec["method"] = "best_of_n"
         rec["picked"] = a.picked
