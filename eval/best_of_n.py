@@ -44,6 +44,7 @@ class Attempt:
     initial: Trajectory | None = None  # Reagent-C: the first attempt the judge critiqued
     candidates: list[Trajectory] = field(default_factory=list)  # Best-of-N: all samples
     picked: int | None = None
+    revise_skipped: str | None = None  # Reagent-C: why the first attempt was kept (not revised)
 
 
 def check_scorer(scorer: str) -> None:

@@ -4,6 +4,7 @@
     reagent eval --benchmark hotpotqa --base-url http://127.0.0.1:8000/v1 --k 8 --out runs/hq
     reagent eval --benchmark toy --split heldout --model DIR --out runs/toy
     reagent eval ... --critique --judge-model JUDGE_DIR            # Reagent-C
+    reagent eval ... --critique --judge-model rules --revise-below 1.0  # oracle, revise flawed only
     reagent eval ... --best-of 8 --scorer judge --judge-base-url URL  # Best-of-N
     reagent eval ... --best-of 16 --scorer prm --scorer-model runs/prm/final  # by a PRM
     reagent eval ... --beam 4 --expand 4 --scorer prm --scorer-model runs/prm/final  # beam search
@@ -93,7 +94,17 @@ class EvalConfig:
                                    "(reagent train-prm's out/final)")
     aggregate: str = cfg("last", help="--scorer prm|pvm: step values to one score: last | min | mean | "
                          "product (reagent/scorers.py; orm: last only)")
-    judge_model: str | None = cfg(None, help="judge model directory (--critique, --best-of)")
+    judge_model: str | None = cfg(
+        None,
+        help="judge model directory (--critique, --best-of); 'rules' = the toy "
+        "task's rules checker as an oracle judge (benchmark toy only)",
+    )
+    revise_below: float | None = cfg(
+        None,
+        help="--critique: revise only first attempts the judge scored below this (in "
+        "(0, 1]) with a critique that names a flaw; the rest keep their first answer. "
+        "None = revise every attempt the judge scored (a failed judgment is never revised)",
+    )
     judge_base_url: str | None = cfg(None, help="judge OpenAI-compatible endpoint")
     judge_served_model: str | None = cfg(None, help="judge model name at the endpoint")
     judge_max_new_tokens: int = cfg(1024, help="token limit of one verdict")
@@ -135,6 +146,15 @@ class EvalConfig:
                 "--critique and --best-of need exactly one of --judge-model DIR or "
                 f"--judge-base-url URL (got judge_model={self.judge_model!r}, "
                 f"judge_base_url={self.judge_base_url!r})"
+            )
+        if self.revise_below is not None and not (self.critique and 0 < self.revise_below <= 1):
+            raise ValueError(
+                f"revise_below={self.revise_below} needs --critique and a value in (0, 1]"
+            )
+        if self.judge_model == "rules" and self.benchmarks != ["toy"]:
+            raise ValueError(
+                "--judge-model rules is the toy task's rules checker: use it with "
+                f"--benchmark toy only (got benchmark={self.benchmark!r})"
             )
         if bool(self.checker_base_url) != bool(self.checker_model):
             raise ValueError("give both --checker-base-url and --checker-model, or neither")
@@ -203,14 +223,16 @@ def make_policy_backend(c: EvalConfig):
     return make_backend(kind, model=c.model, device=c.device)
 
 
-def make_judge(c: EvalConfig):
+def make_judge(c: EvalConfig, tasks: list | None = None):
+    """The judge of --critique/--best-of; ``tasks`` are what the rules judge may see."""
     if not (c.critique or ((c.best_of > 1 or c.beam) and c.scorer == "judge")):
         return None
     from rrm.judge import make_judge as build
 
     return build(
-        c.judge_model,
-        c.judge_base_url,
+        tasks=tasks,
+        model=c.judge_model,
+        base_url=c.judge_base_url,
         served_model=c.judge_served_model,
         device=c.judge_device,
         concurrency=c.concurrency,
@@ -263,7 +285,11 @@ def run(c: EvalConfig) -> int:
     if c.checker_base_url:
         _recheck_unjudged(setups, make_checker(c), out / RECORDS)
     if n_todo:
-        backend, judge, checker = make_policy_backend(c), make_judge(c), make_checker(c)
+        backend, judge, checker = (
+            make_policy_backend(c),
+            make_judge(c, [t for s in setups for t in s.tasks]),
+            make_checker(c),
+        )
         scorer = make_scorer(c, judge)
         with RecordWriter(out / RECORDS) as writer:
             for s in setups:
@@ -343,6 +369,7 @@ def _made_by(c: EvalConfig) -> dict:
         "judge": c.judge_model or c.judge_base_url,
         "scorer": (f"{c.scorer}:{c.scorer_model or c.judge_model or c.judge_base_url}:{c.aggregate}"
                    if c.best_of > 1 or c.beam else None),
+        "revise_below": c.revise_below,
         "checker": c.checker_model,
     }
 
@@ -366,6 +393,7 @@ def _run_chunk(
         scorer=scorer,
         beam=c.beam,
         expand=c.expand,
+        revise_below=c.revise_below,
     )
     return _grade_and_write(setup, chunk, attempt, attempts, checker, writer, made_by)
 

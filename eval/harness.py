@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eval.best_of_n import SCORE_KEY, Attempt, best_of_n
+from reagent.process import process_stats
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
-from reagent.critique import judge_critiques, revision_specs
+from reagent.critique import judge_critiques, revise_decision, revision_specs
 from reagent.envs.base import Environment, initial_messages
 from reagent.records import Task, Trajectory
 
@@ -201,10 +202,15 @@ def run_attempts(
     scorer: Any = None,
     beam: int = 0,
     expand: int = 1,
+    revise_below: float | None = None,
 ) -> list[Attempt]:
     """Attempt ``attempt`` of each of ``tasks``: plain, Reagent-C, Best-of-N or step-level
     beam search (``beam`` = width, ``expand`` = K), ranked by ``scorer`` (a
-    :mod:`reagent.scorers` scorer; Best-of-N's default: the judge's score)."""
+    :mod:`reagent.scorers` scorer; Best-of-N's default: the judge's score).
+
+    Reagent-C revises the first attempts :func:`reagent.critique.revise_decision` picks
+    (never one whose judgment failed; with ``revise_below``, only those scored below it
+    with a non-empty critique); the others keep their first attempt as the final one."""
     env = setup.env
     if beam:
         from eval.beam_search import beam_search
@@ -225,8 +231,13 @@ def run_attempts(
     if not critique:
         return [Attempt(final=t) for t in firsts]
     critiques = judge_critiques(judge, firsts)
-    revised = loop.run(revision_specs(firsts, critiques, {t.id: t for t in tasks}))
-    return [Attempt(final=r, initial=f) for f, r in zip(firsts, revised)]
+    skips = [revise_decision(t.judge, revise_below) for t in firsts]
+    todo = [i for i, s in enumerate(skips) if s is None]
+    revised = loop.run(revision_specs([firsts[i] for i in todo], [critiques[i] for i in todo],
+                                      {t.id: t for t in tasks}))
+    finals = dict(zip(todo, revised))
+    return [Attempt(final=finals.get(i, f), initial=f, revise_skipped=skips[i])
+            for i, f in enumerate(firsts)]
 
 
 # ---------------------------------------------------------------- checking and records
@@ -313,6 +324,7 @@ def attempt_record(
         "checker": setup.checker,
         "stop_reason": a.final.stop_reason,
         "turns": a.final.extra.get("turns"),
+        "process": process_stats(task, a.final),
         "trajectory": slim(a.final, secret),
     }
     if a.initial is not None:
@@ -322,11 +334,15 @@ def attempt_record(
             "answer": a.initial.final_answer,
             "score": initial_score,
             "verdict": verdict_of(initial_score),
-            "critique": a.final.extra.get("critique", ""),
+            "critique": (judge.critique if judge else "") or "",
             "judge_status": judge.status if judge else None,
             "judge_score": judge.score if judge else None,
-            "trajectory": slim(a.initial, secret),
+            "revised": a.revise_skipped is None,
+            "revise_skipped": a.revise_skipped,
+            "process": process_stats(task, a.initial),
         }
+        if a.revise_skipped is None:  # else the final attempt is this one, recorded once above
+            rec["initial"]["trajectory"] = slim(a.initial, secret)
     elif a.candidates:
         rec["method"] = "best_of_n"
         rec["picked"] = a.picked

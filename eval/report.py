@@ -16,7 +16,12 @@ correct:
 * an attempt the answer checker could not judge (``score`` None) counts as incorrect
   and is counted in ``could_not_judge``, shown next to the numbers, never dropped
   silently;
-* Reagent-C records add ``initial_pass@1`` (the first attempts, before the critique).
+* Reagent-C records add ``initial_pass@1`` (the first attempts, before the critique),
+  ``keep_rate`` (of the first attempts that were correct, the fraction still correct
+  after the critique step), ``fix_rate`` (of the wrong ones, the fraction now correct),
+  ``revised_frac`` and the skip counts ``revise_skipped/{reason}``;
+* records with process stats (:mod:`eval.process`) add ``process/...`` means per
+  trajectory: answer-neutral flaws (by kind), tool calls, generated tokens.
 
 ``overall`` pools all questions of all benchmarks (micro average).
 """
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.metrics import mean_and_stderr, pass_at_k
+from reagent.process import process_metrics
 from reagent.jsonl import BadJSON, iter_json_lines, parse_json_line
 
 RECORDS = "records.jsonl"
@@ -100,6 +106,8 @@ def _group_metrics(records: list[dict]) -> dict[str, Any]:
     if initial:
         m["initial_pass@1"] = sum(_correct(i) for i in initial) / len(initial)
         m["judge_failed"] = sum(i.get("judge_score") is None for i in initial)
+        m.update(critique_rates(r for r in records if isinstance(r.get("initial"), dict)))
+    m.update(process_metrics(r.get("process") for r in records))
     picks = [r for r in records if r.get("candidates")]
     if picks:
         m["best_of"] = max(len(r["candidates"]) for r in picks)
@@ -108,6 +116,24 @@ def _group_metrics(records: list[dict]) -> dict[str, Any]:
         ) / len(picks)
     methods = sorted({r.get("method", "plain") for r in records})
     m["method"] = methods[0] if len(methods) == 1 else ",".join(methods)
+    return m
+
+
+def critique_rates(records: Iterable[dict]) -> dict[str, Any]:
+    """Reagent-C keep and fix rates over records with an ``initial`` attempt (NaN when no
+    first attempt was correct, resp. wrong), the revised fraction and the skip counts."""
+    pairs = [(_correct(r["initial"]), _correct(r), r["initial"]) for r in records]
+    right = [final for first, final, _ in pairs if first]
+    wrong = [final for first, final, _ in pairs if not first]
+    m: dict[str, Any] = {
+        "keep_rate": sum(right) / len(right) if right else float("nan"),
+        "fix_rate": sum(wrong) / len(wrong) if wrong else float("nan"),
+        "revised_frac": sum(i.get("revised", True) for _, _, i in pairs) / len(pairs) if pairs else float("nan"),
+    }
+    for _, _, i in pairs:
+        if i.get("revise_skipped"):
+            key = f"revise_skipped/{i['revise_skipped']}"
+            m[key] = m.get(key, 0) + 1
     return m
 
 
@@ -155,6 +181,9 @@ def metrics_table(rows: list[tuple[str, str, dict]]) -> str:
         "se (questions)",
         *[f"pass@{k}" for k in ks],
         "initial pass@1",
+        "keep rate",
+        "fix rate",
+        "neutral flaws/traj",
         "could not judge",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -167,6 +196,9 @@ def metrics_table(rows: list[tuple[str, str, dict]]) -> str:
             _num(m.get("pass@1_stderr_questions")),
             *[_num(m.get(f"pass@{k}")) for k in ks],
             _num(m.get("initial_pass@1")),
+            _num(m.get("keep_rate")),
+            _num(m.get("fix_rate")),
+            _num(m.get("process/answer_neutral_flaws")),
             _num(m.get("could_not_judge")),
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -13,10 +13,18 @@ Everything else about a revision lives here too, used by the GRPO trainer
 judgment gives (empty when the judge gave no usable score), the revised episode's
 spec and its ``/rev`` id suffix, and the view of a revised attempt the judge scores
 (the question and the new attempt, without the first attempt and critique).
+
+Whether to revise at all (Reagent-C with a threshold, :func:`revise_decision`) lives here
+as well: a judgment that failed never yields a revision (the trainer does the same), and
+with a threshold only an attempt the judge scored below it, with a critique that names
+something ("No flaws found."-style critiques count as empty), is revised; the rest keep
+their first attempt. Without this a small policy revising on "No flaws found." turned
+most correct first answers wrong (issue 19).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -52,6 +60,46 @@ def critique_of(judgment: Judgment | None) -> str:
     if judgment is None or judgment.score is None:
         return ""
     return judgment.critique or ""
+
+
+# Critiques that name nothing to fix: a revision on them only risks a correct answer.
+_NOTHING_TO_FIX = re.compile(
+    r"^[-*\s]*(?:no|zero)(?:\s+\w+){0,2}?\s+(?:flaws?|issues?|problems?|errors?|mistakes?)"
+    r"(?:\s+(?:were|was|are|is|have\s+been|has\s+been))?"
+    r"(?:\s+(?:found|named|detected|identified|noted|seen|spotted))?\s*[.!]?\s*$"
+    r"|^[-*\s]*(?:none|n/?a|nothing(?:\s+to\s+(?:fix|report|improve))?|no\s+changes?\s+needed"
+    r"|looks\s+(?:good|correct))\s*[.!]?\s*$",
+    re.IGNORECASE)
+
+# Why an attempt was not revised (keys of the skip counts in eval results and rollout logs).
+SKIP_JUDGE_FAILED = "judge_failed"
+SKIP_ABOVE_THRESHOLD = "above_threshold"
+SKIP_EMPTY_CRITIQUE = "empty_critique"
+
+
+def is_empty_critique(critique: str | None) -> bool:
+    """True for a critique that names nothing to fix: blank, or only lines such as
+    "No flaws found.", "- No issues found", "None."."""
+    lines = [ln.strip() for ln in (critique or "").splitlines() if ln.strip()]
+    return all(_NOTHING_TO_FIX.match(ln) for ln in lines)
+
+
+def revise_decision(judgment: Judgment | None, threshold: float | None) -> str | None:
+    """``None`` when the attempt should be revised, else the skip reason.
+
+    A failed judgment (no score) is never revised. ``threshold=None`` revises every
+    scored attempt (the paper's Reagent-C); a number revises only an attempt scored below
+    it whose critique is not empty (:func:`is_empty_critique`).
+    """
+    if judgment is None or judgment.score is None:
+        return SKIP_JUDGE_FAILED
+    if threshold is None:
+        return None
+    if judgment.score >= threshold:
+        return SKIP_ABOVE_THRESHOLD
+    if is_empty_critique(judgment.critique):
+        return SKIP_EMPTY_CRITIQUE
+    return None
 
 
 def judge_critiques(judge: Any, trajs: list[Trajectory]) -> list[str]:

@@ -32,6 +32,11 @@ for an HTTP judge served by vLLM, ``vllm serve CKPT --enable-prefix-caching`` do
 same across requests (the default in vLLM's V1 engine).
 What to do with such an item is the caller's choice per run, see
 :func:`apply_failure_policy`: drop it, fall back to the outcome reward alone, or stop.
+
+:class:`RulesJudge` is the oracle: the toy ledger task's rules checker
+(:mod:`reagent.envs.toy_checker`) behind the same ``score`` interface, in process, chosen
+with the reserved judge name ``rules`` (``judge_model=rules``). It is what the trained judge
+learns to imitate, so a policy trained against it shows what a perfect judge would give.
 """
 
 from __future__ import annotations
@@ -224,6 +229,38 @@ class HTTPJudge(Judge):
         self.backend.close()
 
 
+RULES = "rules"  # the reserved judge name of the oracle (not a model directory)
+
+
+class RulesJudge:
+    """The toy task's rules checker as a judge (the oracle; see the module docstring).
+
+    ``tasks`` are the tasks whose episodes it will see (it reads each task's ledger
+    metadata by the trajectory's ``task_id``, never the reference answer). An item that is
+    not a trajectory of a known toy task gets a ``failed`` judgment, like any judge that
+    cannot score. Same ``score``/``stats``/``model`` surface as :class:`Judge`.
+    """
+
+    def __init__(self, tasks: Sequence[Any]):
+        self.model = RULES
+        self.tasks = {t.id: t for t in tasks}
+        self.stats: Counter[str] = Counter()
+
+    def score(self, items: Sequence[Any]) -> list[Judgment]:
+        from reagent.envs.toy_checker import rules_judgment
+
+        out = []
+        for it in items:
+            task = self.tasks.get(getattr(it, "task_id", None))
+            if task is None or "asked" not in task.meta:
+                what = f"task {getattr(it, 'task_id', None)!r}" if hasattr(it, "task_id") else type(it).__name__
+                out.append(failed_judgment(f"the rules judge knows no toy task for {what}", self.model))
+            else:
+                out.append(rules_judgment(task, it))
+            self.stats[out[-1].status] += 1
+        return out
+
+
 def served_model(client: Any) -> str:
     """The first model an OpenAI-compatible server lists (``vllm serve`` serves one).
 
@@ -244,13 +281,19 @@ def served_model(client: Any) -> str:
 def make_judge(model: str | None = None, base_url: str | None = None, *,
                served_model: str | None = None, batch_size: int = 16, device: str = "auto",
                dtype: str = "auto", concurrency: int = 8, timeout: float = 120.0,
-               max_retries: int = 3, backoff_s: float = 1.0, **judge_kwargs) -> Judge:
+               max_retries: int = 3, backoff_s: float = 1.0, tasks: Sequence[Any] | None = None,
+               **judge_kwargs) -> Judge | RulesJudge:
     """A :class:`LocalJudge` for ``model`` (a directory) or an :class:`HTTPJudge` for
-    ``base_url``: exactly one of the two. ``judge_kwargs`` go to :class:`Judge`."""
+    ``base_url``: exactly one of the two. ``judge_kwargs`` go to :class:`Judge`.
+    ``model="rules"`` is the oracle :class:`RulesJudge` over ``tasks``."""
     if bool(model) == bool(base_url):
         raise ValueError(f"give exactly one of model (a local directory) and base_url "
                          f"(an OpenAI-compatible endpoint); got model={model!r}, "
                          f"base_url={base_url!r}")
+    if model == RULES:
+        if tasks is None:
+            raise ValueError("the rules judge (model='rules') needs the toy tasks it will judge")
+        return RulesJudge(tasks)
     if model:
         return LocalJudge(model, batch_size=batch_size, device=device, dtype=dtype,
                           model_name=served_model or str(model), **judge_kwargs)
@@ -338,4 +381,4 @@ def apply_failure_policy(judgments: Sequence[Judgment], policy: FailurePolicy | 
 
 
 __all__ = ["FAILED", "FailureCounter", "FailurePolicy", "HTTPJudge", "Judge", "JudgeFailure",
-           "LocalJudge", "apply_failure_policy", "make_judge", "runaway"]
+           "LocalJudge", "RULES", "RulesJudge", "apply_failure_policy", "make_judge", "runaway"]

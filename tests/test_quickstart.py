@@ -15,7 +15,9 @@ def test_smoke_quickstart_report_is_recomputable(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = (out / "report.md").read_text()
-    assert "| variant | held-out accuracy ± s.e. | mean judge score | mean tool calls | wall time (s) |" in report
+    assert ("| variant | held-out accuracy ± s.e. | vs grpo | mean judge score | mean tool calls | wall time (s) |"
+            in report)
+    assert "docs/results.md" in report and "within noise" in report
     for name in ("sft", "grpo", "reagent-r", "reagent-u", "sft-critique", "grpo-critique"):
         assert f"\n| {name} |" in report, name
     assert "## Judge quality" in report and "reagent train-rrm" in report and "reagent train " in report
@@ -37,6 +39,16 @@ def test_smoke_quickstart_report_is_recomputable(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((out / "results.json").read_text())["variants"] == results["variants"]
+
+
+def test_report_marks_differences_within_noise():
+    from reagent.quickstart.report import _vs_grpo
+
+    grpo = {"accuracy": 0.30, "stderr": 0.05}
+    assert _vs_grpo("reagent-r", {"accuracy": 0.45, "stderr": 0.03}, grpo) == "within noise"  # 0.15 <= 0.16
+    assert _vs_grpo("reagent-u", {"accuracy": 0.50, "stderr": 0.03}, grpo) == "higher"
+    assert _vs_grpo("sft", {"accuracy": 0.05, "stderr": 0.02}, grpo) == "lower"
+    assert _vs_grpo("grpo", grpo, grpo) == "" and _vs_grpo("sft", grpo, None) == ""
 
 
 @pytest.fixture(params=["fork", "subprocess"])

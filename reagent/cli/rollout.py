@@ -14,9 +14,11 @@ environment and, for multi-hop QA, the search corpus).
 a second attempt with the first one and the critique in context
 (:func:`reagent.critique.revision_messages`) is written as ``{task_id}#{k}/rev``,
 stage ``revised``, ``parent_id`` the first. Each is resumable by id: a first attempt
-already written is read back (with its judgment) rather than redone. A verdict the
-judge could not parse gives an empty critique; the revision still runs and the
-failures are counted in the summary.
+already written is read back (with its judgment) rather than redone. Which first
+attempts are revised is :func:`reagent.critique.revise_decision`'s choice: never one
+whose judgment failed, and with ``--revise-below T`` only one the judge scored below
+``T`` with a critique that names a flaw; the others have no ``/rev`` episode (skips are
+counted by reason in the summary, and a re-run does not redo them).
 """
 
 from __future__ import annotations
@@ -68,7 +70,11 @@ class RolloutConfig:
     concurrency: int = cfg(8, help="parallel requests for the openai backend")
     critique: bool = cfg(False, help="Reagent-C: judge each attempt, then answer again with "
                                      "the critique")
-    judge_model: str | None = cfg(None, help="--critique: local judge model directory")
+    judge_model: str | None = cfg(None, help="--critique: local judge model directory; 'rules' = the "
+                                  "toy task's rules checker as an oracle judge")
+    revise_below: float | None = cfg(None, help="--critique: revise only attempts the judge scored below "
+                                     "this (in (0, 1]) with a critique naming a flaw; None = every "
+                                     "scored attempt (a failed judgment is never revised)")
     judge_base_url: str | None = cfg(None, help="--critique: judge OpenAI-compatible endpoint")
     judge_served_model: str | None = cfg(None, help="--critique: judge model name at the endpoint")
     judge_max_new_tokens: int = cfg(1024, help="--critique: token limit of one verdict")
@@ -87,6 +93,8 @@ class RolloutConfig:
             raise ValueError("--critique needs exactly one of --judge-model DIR or --judge-base-url "
                              f"URL (got judge_model={self.judge_model!r}, "
                              f"judge_base_url={self.judge_base_url!r})")
+        if self.revise_below is not None and not (self.critique and 0 < self.revise_below <= 1):
+            raise ValueError(f"revise_below={self.revise_below} needs --critique and a value in (0, 1]")
         if self.benchmark and self.tasks:
             raise ValueError("give --benchmark NAME or --tasks FILE, not both")
         if self.data and not self.benchmark:
@@ -185,27 +193,35 @@ def run_critique(c: RolloutConfig, env: Environment, tasks: list[Task], specs: l
     """Reagent-C rollouts: first attempt + judgment, then the critique-conditioned revision."""
     from collections import Counter
 
-    from reagent.critique import REVISED_SUFFIX, critique_of, judge_critiques, revision_specs
+    from reagent.critique import REVISED_SUFFIX, critique_of, judge_critiques, revise_decision, revision_specs
     from rrm.judge import make_judge
 
-    todo = [s for s in specs if s.id + REVISED_SUFFIX not in done]
-    n_first = sum(s.id not in done for s in todo)
-    print(f"rollout --critique: {len(specs)} episodes; {len(specs) - len(todo)} already revised in "
-          f"{c.out}, {len(todo)} to revise ({n_first} first attempts to run)", file=sys.stderr)
-    if not todo:
-        return 0
     written = {t.id: t for t in load_records(c.out, Trajectory, skip_bad=True)
                if t.id in done} if done else {}
+
+    def finished(s: EpisodeSpec) -> bool:  # revised, or judged and not to be revised
+        first = written.get(s.id)
+        return s.id + REVISED_SUFFIX in done or (
+            first is not None and first.judge is not None
+            and revise_decision(first.judge, c.revise_below) is not None)
+
+    todo = [s for s in specs if not finished(s)]
+    n_first = sum(s.id not in done for s in todo)
+    print(f"rollout --critique: {len(specs)} episodes; {len(specs) - len(todo)} already done in "
+          f"{c.out}, {len(todo)} to judge and revise ({n_first} first attempts to run)", file=sys.stderr)
+    if not todo:
+        return 0
     backend = make_rollout_backend(c)
     judge = make_judge(c.judge_model, c.judge_base_url, served_model=c.judge_served_model,
                        device=c.judge_device, concurrency=c.concurrency,
-                       max_new_tokens=c.judge_max_new_tokens)
+                       max_new_tokens=c.judge_max_new_tokens, tasks=tasks)
     policy = c.model or f"{c.base_url}:{c.served_model}"
     loop = AgentLoop(backend, env, c.agent_config(), policy_name=policy)
     made_by = {"command": "rollout", "model": c.model or c.served_model,
                "config_hash": config_hash(c), "judge": judge.model}
     tasks_by_id = {t.id: t for t in tasks}
     failed: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
     correct = Counter()
     bar = tqdm(total=len(todo), desc="rollout+critique", unit="ep")
     with RecordWriter(c.out) as writer, bar:
@@ -221,16 +237,22 @@ def run_critique(c: RolloutConfig, env: Environment, tasks: list[Task], specs: l
             unjudged = [t for t in firsts if t.judge is None]  # written by a run without --critique
             if unjudged:
                 judge_critiques(judge, unjudged)
-            critiques = [critique_of(t.judge) for t in firsts]
             failed.update(t.judge.status for t in firsts if t.judge.score is None)
-            for traj in loop.run(revision_specs(firsts, critiques, tasks_by_id)):
+            reasons = [revise_decision(t.judge, c.revise_below) for t in firsts]
+            skipped.update(r for r in reasons if r)
+            kept = [t for t, r in zip(firsts, reasons) if r]
+            firsts = [t for t, r in zip(firsts, reasons) if r is None]
+            for traj in loop.run(revision_specs(firsts, [critique_of(t.judge) for t in firsts], tasks_by_id)):
                 traj.extra["made_by"] = made_by
                 writer.write(traj)
                 correct["revised"] += (traj.outcome or 0.0) >= 1.0
-            correct["initial"] += sum((t.outcome or 0.0) >= 1.0 for t in firsts)
+            correct["revised"] += sum((t.outcome or 0.0) >= 1.0 for t in kept)  # final = first
+            correct["initial"] += sum((t.outcome or 0.0) >= 1.0 for t in firsts + kept)
             bar.update(len(chunk))
     detail = ", ".join(f"{k}: {v}" for k, v in sorted(failed.items()))
-    print(f"rollout --critique: {len(todo)} revised; correct {correct['initial']} first -> "
-          f"{correct['revised']} revised; judge gave no usable verdict for {sum(failed.values())} "
-          f"({detail or 'none'}): those were revised with an empty critique", file=sys.stderr)
+    skips = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))
+    print(f"rollout --critique: {len(todo) - sum(skipped.values())} revised, {sum(skipped.values())} kept "
+          f"their first attempt ({skips or 'none'}); correct {correct['initial']} first -> "
+          f"{correct['revised']} final; judge gave no usable verdict for {sum(failed.values())} "
+          f"({detail or 'none'}): those were not revised", file=sys.stderr)
     return 0

@@ -153,6 +153,25 @@ def _budget_line(name: str, b) -> str:
     return "inference: answer, critique, revise"
 
 
+def _results_link() -> str:
+    """docs/results.md of the source checkout this package runs from, else its repository path."""
+    from reagent.quickstart.pipeline import _repo_file
+
+    page = _repo_file("docs", "results.md")
+    return f"[docs/results.md]({page.as_uri()})" if page else "docs/results.md in the source repository"
+
+
+def _vs_grpo(name: str, row: dict, grpo: dict | None) -> str:
+    """"within noise" when the ±2 s.e. intervals of ``row`` and grpo overlap."""
+    if grpo is None or name == "grpo":
+        return ""
+    values = (row["accuracy"], row["stderr"], grpo["accuracy"], grpo["stderr"])
+    if any(v is None or v != v for v in values):
+        return "-"
+    overlap = abs(row["accuracy"] - grpo["accuracy"]) <= 2 * (row["stderr"] + grpo["stderr"])
+    return "within noise" if overlap else ("higher" if row["accuracy"] > grpo["accuracy"] else "lower")
+
+
 def _markdown(root: Path, seeds: int, budget_name: str, b, table: dict, quality: list[dict],
               stages: dict[int, list], jobs: int) -> str:
     se_note = "s.e. over seeds" if seeds > 1 else "s.e. over questions"
@@ -160,10 +179,15 @@ def _markdown(root: Path, seeds: int, budget_name: str, b, table: dict, quality:
              f"Held-out toy tasks: {b.eval_tasks} questions x {b.eval_k} sampled attempts (temperature 1). "
              f"Accuracy = pass@1 ({se_note}). Numbers are computed from `seed*/eval/*/records.jsonl`. "
              f"Wall time is the stage's own; up to {jobs} independent stages ran at once.", "",
-             "| variant | held-out accuracy ± s.e. | mean judge score | mean tool calls | wall time (s) | budget |",
-             "|---|---|---|---|---|---|"]
+             "A few RL steps cannot separate the variants: the column *vs grpo* says whether a difference "
+             "is within noise (the ±2 s.e. intervals overlap). For the study at equal, longer RL steps "
+             f"with an oracle and a trained judge, see {_results_link()} (`benchmarks/efficacy.py`).", "",
+             "| variant | held-out accuracy ± s.e. | vs grpo | mean judge score | mean tool calls | wall time (s) "
+             "| budget |",
+             "|---|---|---|---|---|---|---|"]
     for name, row in table.items():
-        lines.append(f"| {name} | {_fmt(row['accuracy'])} ± {_fmt(row['stderr'])} | {_fmt(row['judge_mean'])} | "
+        lines.append(f"| {name} | {_fmt(row['accuracy'])} ± {_fmt(row['stderr'])} | "
+                     f"{_vs_grpo(name, row, table.get('grpo'))} | {_fmt(row['judge_mean'])} | "
                      f"{_fmt(row['tool_calls'], 2)} | {_fmt(row['wall_s'], 1)} | {_budget_line(name, b)} |")
     lines += ["", "## Judge quality (held-out trajectories of the SFT policy, rule-based teacher labels)", "",
               "AUROC and pairwise accuracy over the trajectories the judge scored (coverage); "

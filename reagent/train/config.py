@@ -58,7 +58,8 @@ class TrainConfig:
                                   "single-turn, tool-free task with no tool schema in the prompt; e.g. "
                                   "[python] for math, [lookup, calc] for toy)")
     # judge
-    judge_model: str | None = cfg(None, help="local judge model directory (reagent-r/u)")
+    judge_model: str | None = cfg(None, help="local judge model directory (reagent-r/u); 'rules' = the "
+                                   "toy task's rules checker as an oracle judge (env=toy)")
     judge_base_url: str | None = cfg(None, help="OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8001/v1")
     judge_served_model: str | None = cfg(None, help="model name at judge_base_url (default: the first served)")
     judge_max_new_tokens: int = cfg(256, help="token limit of one judgment")
@@ -150,6 +151,9 @@ class TrainConfig:
         if self.process_reward == "prm" and not self.prm_model:
             raise ValueError("process_reward=prm needs prm_model=DIR (a trained PRM: reagent train-prm's "
                              "out/final)")
+        if self.judge_model == "rules" and self.env != "toy":
+            raise ValueError(f"judge_model=rules is the toy task's rules checker; env={self.env!r} "
+                             "needs a judge model or endpoint")
         if self.uses_judge and not (self.judge_model or self.judge_base_url):
             raise ValueError(f"variant={self.variant} needs a judge: set judge_model=DIR or "
                              "judge_base_url=URL (or use variant=grpo)")

@@ -102,9 +102,11 @@ def build_judge(c: TrainConfig):
     """The run's judge (None for grpo) and its failure counter."""
     if not c.uses_judge:
         return None, None
-    from rrm.judge import FailureCounter, HTTPJudge, LocalJudge
+    from rrm.judge import RULES, FailureCounter, HTTPJudge, LocalJudge, RulesJudge
 
-    if c.judge_base_url:
+    if c.judge_model == RULES:  # the oracle: the toy rules checker, in process
+        judge = RulesJudge(build_env_and_tasks(c)[1])
+    elif c.judge_base_url:
         judge = HTTPJudge(c.judge_base_url, model=c.judge_served_model, max_new_tokens=c.judge_max_new_tokens,
                           timeout=c.judge_timeout_s, max_retries=c.judge_max_retries,
                           concurrency=c.judge_concurrency)

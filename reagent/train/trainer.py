@@ -50,6 +50,7 @@ from reagent.config import config_dict, config_hash, save_config
 from reagent.critique import attempt_view, critique_of, revision_spec
 from reagent.envs.base import initial_messages
 from reagent.jsonl import write_records
+from reagent.process import process_metrics, process_stats
 from reagent.records import Trajectory
 from reagent.train import runtime
 from reagent.train.algos import clipped_policy_loss, kl_k3, token_mean
@@ -252,6 +253,9 @@ class GRPOTrainer:
             corr = pearson([s for s, _ in judged], [o for _, o in judged])
             m["judge/outcome_corr"] = float("nan") if corr is None else corr
             m.update(self.judge_counter.metrics())
+        if self.c.env == "toy":  # how the initial episodes worked: flaws by kind (issue 19)
+            task_of = {t.id: t for t in self.tasks}
+            m.update(process_metrics(process_stats(task_of[t.task_id], t) for t in initial))
         if self.c.variant == "reagent-u":
             m["accuracy_revised"] = _mean((t.outcome or 0.0) >= 1.0 for t in trajs if t.stage == "revised")
         return m

@@ -230,7 +230,7 @@ def toy_config(tmp_path, **kw):
     return EvalConfig(
         benchmark="toy",
         split="heldout",
-        limit=4,
+        limit=kw.pop("limit", 4),
         model="scripted",
         out=str(tmp_path / kw.pop("name", "toy")),
         max_turns=4,
@@ -253,7 +253,7 @@ def test_toy_benchmark_plain_and_reagent_c(scripted_toy, monkeypatch, tmp_path):
 
     scripted_toy(guess_then_solve)
     judge = RuleJudge()
-    monkeypatch.setattr(cli_eval, "make_judge", lambda c: judge)
+    monkeypatch.setattr(cli_eval, "make_judge", lambda c, tasks=None: judge)
     assert cli_eval.run(toy_config(tmp_path, name="critique", critique=True, judge_model="j")) == 0
     m = results(tmp_path / "critique")["benchmarks"]["toy"]
     assert (m["initial_pass@1"], m["pass@1"], m["method"]) == (0.0, 1.0, "critique")
@@ -261,6 +261,51 @@ def test_toy_benchmark_plain_and_reagent_c(scripted_toy, monkeypatch, tmp_path):
     assert rec["initial"]["verdict"] == "incorrect" and rec["initial"]["judge_score"] == 0.0
     assert rec["trajectory"]["stage"] == "revised" and rec["trajectory"]["parent_id"] == rec["id"]
     assert any(judge.critique in (msg["content"] or "") for msg in rec["trajectory"]["messages"])
+
+
+def test_reagent_c_threshold_keeps_right_answers_and_fixes_wrong_ones(scripted_toy, tmp_path):
+    """With the oracle (rules) judge: revising every attempt lets a policy that breaks
+    after any critique destroy its right answers; revising only below the threshold keeps
+    them (keep rate 1) and still fixes the guesses (fix rate 1)."""
+
+    def solve_then_break(text, turn):  # right at first; after a critique it answers 0
+        return "\\boxed{0}" if "reviewer read your attempt" in text else solver(text, turn)
+
+    def guess_or_solve(text, turn):  # guesses unless asked a difference
+        head = text.split("reviewer read your attempt")
+        if len(head) == 1 and "more money" not in text:
+            return "\\boxed{0}"
+        if len(head) == 1:
+            return solver(text, turn)
+        return solver(head[0].split("<|im_start|>assistant")[0] + head[1], turn - 1)
+
+    scripted_toy(solve_then_break)
+    assert cli_eval.run(toy_config(tmp_path, name="all", critique=True, judge_model="rules")) == 0
+    m = results(tmp_path / "all")["benchmarks"]["toy"]
+    assert (m["initial_pass@1"], m["pass@1"], m["keep_rate"], m["revised_frac"]) == (1.0, 0.0, 0.0, 1.0)
+    assert m["fix_rate"] is None and m["process/answer_neutral_flaws"] == 0.0
+    assert cli_eval.run(
+        toy_config(tmp_path, name="below", critique=True, judge_model="rules", revise_below=1.0)
+    ) == 0
+    m = results(tmp_path / "below")["benchmarks"]["toy"]
+    assert (m["pass@1"], m["keep_rate"], m["revised_frac"]) == (1.0, 1.0, 0.0)
+    assert m["revise_skipped/above_threshold"] == 4
+    rec = json.loads((tmp_path / "below" / "records.jsonl").read_text().splitlines()[0])
+    assert rec["initial"]["revised"] is False and rec["trajectory"]["stage"] == "initial"
+    assert rec["initial"]["judge_score"] == 1.0 and rec["process"]["tool_calls"] >= 1
+
+    scripted_toy(guess_or_solve)
+    assert cli_eval.run(
+        toy_config(tmp_path, name="mixed", critique=True, judge_model="rules", revise_below=1.0, limit=8)
+    ) == 0
+    m = results(tmp_path / "mixed")["benchmarks"]["toy"]
+    assert 0.0 < m["initial_pass@1"] < 1.0 and m["pass@1"] == 1.0
+    assert (m["keep_rate"], m["fix_rate"]) == (1.0, 1.0)
+    assert 0.0 < m["revised_frac"] < 1.0
+    with pytest.raises(ValueError, match="revise_below"):
+        toy_config(tmp_path, revise_below=0.5)
+    with pytest.raises(ValueError, match="benchmark toy only"):
+        EvalConfig(benchmark="gsm8k", model="m", out=str(tmp_path), critique=True, judge_model="rules")
 
 
 def test_best_of_n_picks_the_judges_favourite(scripted_toy, monkeypatch, tmp_path):
@@ -273,7 +318,7 @@ def test_best_of_n_picks_the_judges_favourite(scripted_toy, monkeypatch, tmp_pat
         return solver(text, turn) if calls[question] % 2 == 0 else "\\boxed{0}"
 
     scripted_toy(alternate)
-    monkeypatch.setattr(cli_eval, "make_judge", lambda c: RuleJudge())
+    monkeypatch.setattr(cli_eval, "make_judge", lambda c, tasks=None: RuleJudge())
     assert cli_eval.run(toy_config(tmp_path, best_of=3, judge_model="j")) == 0
     m = results(tmp_path / "toy")["benchmarks"]["toy"]
     assert m["pass@1"] == 1.0 and m["best_of"] == 3 and m["candidates_any_correct"] == 1.0
@@ -426,8 +471,22 @@ def test_rollout_from_a_benchmark_and_with_reagent_c(tiny_model_dir, tmp_path, c
         "8",
         *base,
     ]
+    # An untrained judge fails on every attempt: a failed judgment gives no revision
+    # (until issue 19 it gave one on "No specific flaws were named", which the test pinned).
     assert reagent_main(argv) == 0
-    assert "judge gave no usable verdict for 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "judge gave no usable verdict for 2" in err and "those were not revised" in err
+    trajs = {t["id"]: t for t in map(json.loads, traces.read_text().splitlines())}
+    assert set(trajs) == {"toy-train-0#0", "toy-train-1#0"}
+    assert trajs["toy-train-0#0"]["judge"].get("score") is None  # untrained
+    assert reagent_main(argv) == 0  # a re-run does not retry them
+    assert "2 already done" in capsys.readouterr().err
+
+    # The oracle (rules) judge scores every attempt: each is revised on its critique.
+    traces = tmp_path / "rules.jsonl"
+    argv = [*argv[:argv.index("--out")], "--out", str(traces), "--critique", "--judge-model", "rules",
+            *base]
+    assert reagent_main(argv) == 0
     trajs = {t["id"]: t for t in map(json.loads, traces.read_text().splitlines())}
     assert set(trajs) == {
         "toy-train-0#0",
@@ -436,14 +495,16 @@ def test_rollout_from_a_benchmark_and_with_reagent_c(tiny_model_dir, tmp_path, c
         "toy-train-1#0/rev",
     }
     first, rev = trajs["toy-train-0#0"], trajs["toy-train-0#0/rev"]
-    assert first["stage"] == "initial" and first["judge"].get("score") is None  # untrained
+    assert first["stage"] == "initial" and first["judge"]["model"] == "rules"
+    assert first["judge"]["score"] < 1.0  # 4 tokens cannot solve a ledger task
     assert (rev["stage"], rev["parent_id"]) == ("revised", "toy-train-0#0")
-    assert "No specific flaws were named" in rev["messages"][len(first["messages"])]["content"]
+    assert first["judge"]["critique"] in rev["messages"][len(first["messages"])]["content"]
     # Lose one revision: the re-run redoes only that one, reusing the written first attempt.
     lines = traces.read_text().splitlines()
     traces.write_text("\n".join(x for x in lines if '"toy-train-1#0/rev"' not in x) + "\n")
+    capsys.readouterr()
     assert reagent_main(argv) == 0
-    assert "1 to revise (0 first attempts to run)" in capsys.readouterr().err
+    assert "1 to judge and revise (0 first attempts to run)" in capsys.readouterr().err
     ids = [json.loads(x)["id"] for x in traces.read_text().splitlines()]
     assert sorted(ids) == sorted(trajs) and len(ids) == 4
 

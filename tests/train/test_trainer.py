@@ -224,3 +224,20 @@ def test_kill_and_resume_continues_exactly(tmp_path, tiny_model_dir):
     oa = torch.load(tmp_path / "a" / "checkpoints" / "step-000005" / "state" / "optimizer.bin", weights_only=False)
     ob = torch.load(tmp_path / "b" / "checkpoints" / "step-000005" / "state" / "optimizer.bin", weights_only=False)
     assert oa["state"][0]["step"] == ob["state"][0]["step"] == 5
+
+
+def test_reagent_r_with_the_oracle_rules_judge(tmp_path, policy_dir):
+    """judge_model=rules: the trainer scores with the rules checker through the same interface,
+    and logs the process metrics of its episodes."""
+    from rrm.judge import RulesJudge
+
+    trainer = GRPOTrainer(config(tmp_path, policy_dir, variant="reagent-r", judge_model="rules"))
+    assert isinstance(trainer.judge, RulesJudge)
+    trainer.loop.backend = ScriptedBackend(trainer.tokenizer, lookup_then_answer)
+    metrics = trainer.train_step()
+    assert metrics["judge/judged"] == 16 and metrics["judge/failed"] == 0
+    # right answers follow from the balances (score 1), off-by-one ones do not (arithmetic: 0.5)
+    assert 0.5 <= metrics["reward/judge_mean"] < 1.0 and metrics["judge/outcome_corr"] > 0.9
+    assert metrics["process/answer_neutral_flaws"] == 0.0 and metrics["process/tool_calls"] > 0
+    with pytest.raises(ValueError, match="judge_model=rules"):
+        config(tmp_path, policy_dir, variant="reagent-r", judge_model="rules", env="math", benchmark="gsm8k")

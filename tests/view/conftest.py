@@ -13,22 +13,23 @@ from reagent.cli import main as reagent_main
 @pytest.fixture(scope="session")
 def real_files(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, Path]:
     """demos (tool calls, tool results), annotated judge examples (teacher scores), a Reagent-C
-    rollout (initial + ``/rev`` with judge verdicts, the tiny judge's failures included), an eval's
+    rollout (initial + ``/rev`` with the oracle judge's verdicts), an eval's
     records with initial and revised attempts, and step labels written for the demos."""
     d = tmp_path_factory.mktemp("view_files")
     loop = ["--model", str(tiny_model_dir), "--device", "cpu", "--max-turns", "1", "--max-new-tokens", "6",
             "--max-tokens", "6"]
-    judge = ["--judge-model", str(tiny_model_dir), "--judge-max-new-tokens", "6"]
     files = {"demos": d / "demos.jsonl", "annotations": d / "annotations.jsonl", "traces": d / "traces.jsonl",
              "eval": d / "eval" / "records.jsonl", "labels": d / "labels.jsonl"}
     assert reagent_main(["demos", "--out", str(files["demos"]), "--limit", "12", "--seed", "0",
                          "--flaw-rate", "0.5", "--revision-rate", "0.3"]) == 0
     assert reagent_main(["annotate", "--traces", str(files["demos"]), "--teacher", "rules",
                          "--out", str(files["annotations"]), "--no-progress"]) == 0
+    # The oracle (rules) judge scores every attempt, so each is revised (a failed verdict of the
+    # tiny judge is never revised since issue 19, so it would leave no pair to view).
     assert reagent_main(["rollout", "--env", "toy", "--limit", "2", "--out", str(files["traces"]), "--critique",
-                         *judge, *loop]) == 0
+                         "--judge-model", "rules", *loop]) == 0
     assert reagent_main(["eval", "--benchmark", "toy", "--split", "heldout", "--limit", "2", "--k", "1",
-                         "--out", str(d / "eval"), "--critique", *judge, *loop]) == 0
+                         "--out", str(d / "eval"), "--critique", "--judge-model", "rules", *loop]) == 0
     # Step labels as the PRM labellers write them: one {q, advantage} per assistant step.
     with open(files["labels"], "w") as out:
         for i, line in enumerate(files["demos"].read_text().splitlines()[:3]):

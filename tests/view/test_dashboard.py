@@ -10,7 +10,6 @@ import pytest
 
 from reagent.cli import main as reagent_main
 from reagent.view.dashboard import series, svg_chart
-from tests.scripted import ScriptedServer
 
 
 def test_series_keep_gaps_and_skip_text():
@@ -52,15 +51,11 @@ def test_dashboard_from_a_metrics_file(tmp_path):
 def test_dashboard_of_a_real_training_run_links_its_rollouts(tmp_path, tiny_model_dir):
     policy = shutil.copytree(tiny_model_dir, tmp_path / "policy")
     run = tmp_path / "run"
-    # A scripted judge that always gives a verdict: an episode whose judgment failed is not
-    # revised, and the revisions are what this test pairs.
-    verdict = "<think>Looked up both.</think><critique>- Check the sum.</critique><score>0.6</score>"
-    with ScriptedServer(lambda body: verdict) as judge:
-        cmd = [sys.executable, "-m", "reagent", "train", "--config", "configs/toy_reagent_u.yaml",
-               f"model={policy}", f"output_dir={run}", "max_steps=2", "prompts_per_step=2", "group_size=2",
-               "max_tokens=32", "max_new_tokens=16", "device=cpu", "keep_degenerate_groups=true",
-               "save_rollouts=true", f"judge_base_url={judge.url}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "reagent", "train", "--config", "configs/toy_reagent_u.yaml", f"model={policy}",
+           f"output_dir={run}", "max_steps=2", "prompts_per_step=2", "group_size=2", "max_tokens=32",
+           "max_new_tokens=16", "device=cpu", "keep_degenerate_groups=true", "save_rollouts=true",
+           "judge_model=rules"]  # the oracle judge scores every episode, so each is revised
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "run.html"
     assert reagent_main(["view", str(run), "--out", str(out)]) == 0

@@ -39,7 +39,7 @@ def test_initial_and_revised_attempts_are_paired(real_files, tmp_path):
         first, rev = by(items, id=f"{task}#0")[0], by(items, id=f"{task}#0/rev")[0]
         assert (first["pair"], rev["pair"]) == (rev["idx"], first["idx"])
         assert (first["stage"], rev["stage"]) == ("initial", "revised")
-        assert first["judge"]["status"] != "ok" and first["judge"]["score"] is None  # the untrained judge failed
+        assert first["judge"]["status"] == "ok" and first["judge"]["score"] < 1.0  # 6 tokens cannot solve it
     records = [json.loads(x) for x in real_files["eval"].read_text().splitlines()]
     for rec in records:
         final = by(items, kind="eval", id=rec["trajectory"]["id"])[0]
