@@ -128,16 +128,18 @@ def _bwrap_argv(params: dict, view: list, source_fd: int, stage_two: dict) -> li
         argv += [x for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN") for x in ("--cap-add", cap)]
     else:
         argv += ["--unshare-user"]
+    # The private /tmp first: a view entry below it (an interpreter or venv under /tmp, as
+    # in a CI checkout there) is bound on top, not hidden by the tmpfs.
+    argv += ["--size", disk, "--tmpfs", "/tmp"]
     ancestors = set()
     for _, _, dest in view:  # bwrap would copy the host's modes (/root: 0700) onto them
         parts = dest.split("/")
         ancestors.update("/".join(parts[:i]) for i in range(2, len(parts)))
-    for path in sorted(ancestors):
+    for path in sorted(ancestors - {"/tmp", "/dev", "/dev/shm"}):  # keep the tmpfs modes (1777)
         argv += ["--perms", "0755", "--dir", path]
     for kind, source, dest in view:
         argv += ["--ro-bind", source, dest] if kind == "bind" else ["--symlink", source, dest]
-    argv += ["--dev", "/dev", "--proc", "/proc"]
-    argv += ["--size", disk, "--tmpfs", "/tmp", "--size", disk, "--tmpfs", "/dev/shm"]
+    argv += ["--dev", "/dev", "--proc", "/proc", "--size", disk, "--tmpfs", "/dev/shm"]
     argv += ["--remount-ro", "/", "--chdir", "/"]
     stage_two = {**stage_two, "stage": "inside", "source_fd": source_fd}
     with open(__file__, encoding="utf-8") as f:
@@ -166,6 +168,10 @@ def _build_root(params: dict, view: list, fresh_proc: bool) -> None:
     root = params["workdir"]  # an empty host dir of this call: only the mount point
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=4m")
+    # The private /tmp first: a view entry below it (a venv under /tmp) is bound on top.
+    size = f"size={params['disk_bytes']},mode=1777"
+    os.makedirs(root + "/tmp")
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, size)
     for kind, source, dest in view:
         target = root + dest
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -188,10 +194,8 @@ def _build_root(params: dict, view: list, fresh_proc: bool) -> None:
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{dev}/{name}")
-    size = f"size={params['disk_bytes']},mode=1777"
-    for path in (dev + "/shm", root + "/tmp"):
-        os.makedirs(path)
-        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, size)
+    os.makedirs(dev + "/shm")
+    _mount("tmpfs", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV, size)
     if fresh_proc:
         os.makedirs(root + "/proc")
         _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
