@@ -32,7 +32,8 @@ from pathlib import Path
 
 import torch
 
-from reagent.config import cfg, config_hash, save_config
+from reagent.config import cfg, config_dict, config_hash, save_config
+from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import StepLabel
 from reagent.train.data import LengthGroupedBatches, epoch_batches, split_by_group
@@ -73,8 +74,12 @@ class TrainPRMConfig:
     keep_checkpoints: int = cfg(1, help="complete per-epoch checkpoints kept")
     seed: int = cfg(0, help="seed of the split, batch order and head initialisation")
     resume: bool = cfg(False, help="continue from the last complete checkpoint in out")
+    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
+                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
+                          "(optional; WANDB_MODE=offline needs no account); [] for none")
 
     def __post_init__(self):
+        self.report_to = validate_report_to(self.report_to)
         missing = [k for k in ("data", "model", "out") if not getattr(self, k)]
         if missing:
             raise ValueError(f"train-prm needs {', '.join('--' + k.replace('_', '-') for k in missing)}")
@@ -155,7 +160,7 @@ def train(c: TrainPRMConfig) -> dict:
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(c, out / "config.yaml")
-    log = MetricsLogger(out, ranks.main)
+    log = MetricsLogger(out, ranks.main, report_to=c.report_to, run_name=out.name, config=config_dict(c))
     labels = load_records(c.data, StepLabel, skip_bad=True)
     gamma = _label_gamma(c, labels)
     tokenizer = AutoTokenizer.from_pretrained(c.model)

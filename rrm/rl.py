@@ -52,6 +52,7 @@ from typing import Any
 import torch
 
 from reagent.config import cfg, config_dict, config_hash, save_config
+from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import JudgeExample
 from reagent.train.algos import (
@@ -116,6 +117,9 @@ class TrainRRMRLConfig:
     save_every: int = cfg(0, help="checkpoint every N steps (and at the end); 0: at the end only")
     keep_checkpoints: int = cfg(2, help="checkpoints kept on disk (oldest removed first)")
     resume: bool = cfg(False, help="continue from the latest complete checkpoint in out")
+    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
+                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
+                          "(optional; WANDB_MODE=offline needs no account); [] for none")
     eval_every: int = cfg(0, help="judge-quality report every N steps (and before/after); 0: "
                                   "before and after only")
     eval_before: bool = cfg(True, help="evaluate once before training, as the baseline")
@@ -125,6 +129,7 @@ class TrainRRMRLConfig:
     log_every: int = cfg(1, help="steps between train metric lines")
 
     def __post_init__(self):
+        self.report_to = validate_report_to(self.report_to)
         for name in ("data", "model", "out"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is required (--{name.replace('_', '-')} ...)")
@@ -309,7 +314,8 @@ def train(config: TrainRRMRLConfig) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps) if config.warmup_steps else 1.0)
     accelerator.register_for_checkpointing(scheduler)
-    log = MetricsLogger(out, ranks.main, echo=print if ranks.main else None)
+    log = MetricsLogger(out, ranks.main, echo=print if ranks.main else None, report_to=config.report_to,
+                        run_name=out.name, config=config_dict(config))
 
     step, position, totals = 0, 0, Counter()
     if config.resume and (ckpt := latest_checkpoint(out)) is not None:

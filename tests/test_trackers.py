@@ -32,6 +32,12 @@ def test_every_trainer_config_validates_report_to(tmp_path):
         SFTConfig(data="d", model="m", out="o", report_to=["mlflow"])
     with pytest.raises(ValueError, match="unknown tracker 'mlflow'"):
         TrainRRMConfig(data="d", model="m", out="o", report_to=["mlflow"])
+    from rrm.prm_train import TrainPRMConfig
+    from rrm.rl import TrainRRMRLConfig
+
+    for config in (TrainPRMConfig, TrainRRMRLConfig):
+        with pytest.raises(ValueError, match="unknown tracker 'mlflow'"):
+            config(data="d", model="m", out="o", report_to=["mlflow"])
 
 
 def test_jsonl_and_tensorboard_write_what_was_logged_and_truncate_on_resume(tmp_path):
