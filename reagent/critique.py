@@ -55,8 +55,8 @@ def revision_messages(first: Trajectory, critique: str) -> list[Message]:
 
 
 def critique_of(judgment: Judgment | None) -> str:
-    """The critique to revise with; ``""`` when the judge gave no usable score (the
-    revision still runs, told no flaws were named; the failure stays in the judgment)."""
+    """The critique to revise with; ``""`` when the judge gave no usable score (such an
+    attempt is not revised: :func:`revise_decision`; the failure stays in the judgment)."""
     if judgment is None or judgment.score is None:
         return ""
     return judgment.critique or ""

@@ -30,8 +30,16 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from reagent.config import cfg
+
 TRACKERS = ("jsonl", "tensorboard", "wandb")
 DEFAULT_REPORT_TO = ("jsonl", "tensorboard")
+
+
+def report_to_field() -> Any:
+    """The ``report_to`` field of every trainer's config (checked by :func:`validate_report_to`)."""
+    return cfg(list(DEFAULT_REPORT_TO), help="experiment trackers: jsonl (metrics.jsonl), tensorboard, "
+               "wandb (optional; WANDB_MODE=offline needs no account); [] for none")
 
 
 class Sink(Protocol):

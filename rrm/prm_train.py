@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from reagent.config import cfg, config_dict, config_hash, save_config
-from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
+from reagent.trackers import report_to_field, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import StepLabel
 from reagent.train.data import LengthGroupedBatches, epoch_batches, split_by_group
@@ -74,9 +74,7 @@ class TrainPRMConfig:
     keep_checkpoints: int = cfg(1, help="complete per-epoch checkpoints kept")
     seed: int = cfg(0, help="seed of the split, batch order and head initialisation")
     resume: bool = cfg(False, help="continue from the last complete checkpoint in out")
-    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
-                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
-                          "(optional; WANDB_MODE=offline needs no account); [] for none")
+    report_to: list = report_to_field()
 
     def __post_init__(self):
         self.report_to = validate_report_to(self.report_to)

@@ -52,7 +52,7 @@ from typing import Any
 import torch
 
 from reagent.config import cfg, config_dict, config_hash, save_config
-from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
+from reagent.trackers import report_to_field, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import JudgeExample
 from reagent.train.algos import (
@@ -117,9 +117,7 @@ class TrainRRMRLConfig:
     save_every: int = cfg(0, help="checkpoint every N steps (and at the end); 0: at the end only")
     keep_checkpoints: int = cfg(2, help="checkpoints kept on disk (oldest removed first)")
     resume: bool = cfg(False, help="continue from the latest complete checkpoint in out")
-    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
-                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
-                          "(optional; WANDB_MODE=offline needs no account); [] for none")
+    report_to: list = report_to_field()
     eval_every: int = cfg(0, help="judge-quality report every N steps (and before/after); 0: "
                                   "before and after only")
     eval_before: bool = cfg(True, help="evaluate once before training, as the baseline")

@@ -43,7 +43,7 @@ from typing import Any
 import torch
 
 from reagent.config import cfg, config_dict, config_hash, save_config
-from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
+from reagent.trackers import report_to_field, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import JudgeExample
 from reagent.train.data import (
@@ -92,9 +92,7 @@ class TrainRRMConfig:
     save_every: int = cfg(0, help="also checkpoint every N optimizer steps; 0: per epoch only")
     keep_checkpoints: int = cfg(2, help="checkpoints kept on disk (oldest removed first)")
     resume: bool = cfg(False, help="continue from the latest complete checkpoint in out")
-    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
-                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
-                          "(optional; WANDB_MODE=offline needs no account); [] for none")
+    report_to: list = report_to_field()
     eval_before: bool = cfg(True, help="evaluate once before training, as the baseline")
     eval_max_examples: int = cfg(256, help="held-out examples judged by generation per eval")
     eval_max_new_tokens: int = cfg(1024, help="token limit of the judge's verdict at eval")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reagent.config import cfg
-from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
+from reagent.trackers import report_to_field, validate_report_to
 
 VARIANTS = ("grpo", "reagent-r", "reagent-u")
 
@@ -121,9 +121,7 @@ class TrainConfig:
     seed: int = cfg(0, help="seed for data order and sampling")
     device: str = cfg("auto", help="auto | cpu | cuda")
     resume: bool = cfg(False, help="continue from the last complete checkpoint in output_dir")
-    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
-                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
-                          "(optional; WANDB_MODE=offline needs no account); [] for none")
+    report_to: list = report_to_field()
 
     def __post_init__(self):
         check_choices(self, CHOICES)

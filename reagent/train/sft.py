@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from reagent.config import cfg, config_dict, config_hash, save_config
-from reagent.trackers import DEFAULT_REPORT_TO, validate_report_to
+from reagent.trackers import report_to_field, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import Trajectory
 from reagent.tokenization import pad_token_id, tokenize_trajectory
@@ -63,9 +63,7 @@ class SFTConfig:
     tool_format: str = cfg("auto", help="how demonstrations write tool calls: auto (from the "
                            "chat template) | hermes | llama3_json")
     resume: bool = cfg(False, help="continue from the last complete checkpoint in out")
-    report_to: list = cfg(list(DEFAULT_REPORT_TO),  # noqa: RUF009
-                          help="experiment trackers: jsonl (metrics.jsonl), tensorboard, wandb "
-                          "(optional; WANDB_MODE=offline needs no account); [] for none")
+    report_to: list = report_to_field()
 
     def __post_init__(self):
         self.report_to = validate_report_to(self.report_to)

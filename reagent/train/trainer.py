@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from reagent.agent import AgentConfig, AgentLoop, EpisodeSpec
 from reagent.config import config_dict, config_hash, save_config
-from reagent.critique import attempt_view, critique_of, revision_spec
+from reagent.critique import attempt_view, critique_of, revise_decision, revision_spec
 from reagent.envs.base import initial_messages
 from reagent.jsonl import write_records
 from reagent.process import process_metrics, process_stats
@@ -202,11 +202,8 @@ class GRPOTrainer:
         With ``stream`` the revisions already ran inside the rollout (``streamed``, in
         arrival order: put back in their parents' order) and were judged as they ended.
         """
-        wanted = [t for t in trajs if self.c.revise == "all" or (t.outcome or 0.0) < 1.0]
-        no_outcome = [t for t in wanted if t.outcome is None]
-        failed = [t for t in wanted if t.outcome is not None
-                  and (t.judge is None or t.judge.score is None)]
-        skips = {"revise/skipped_judge_failed": len(failed), "revise/skipped_no_outcome": len(no_outcome)}
+        reasons = [self._revise_skip(t) for t in trajs]
+        skips = {f"revise/skipped_{r}": reasons.count(r) for r in ("judge_failed", "no_outcome")}
         if stream is not None:
             position = {t.id: i for i, t in enumerate(trajs)}
             revised = sorted(streamed or [], key=lambda t: position[t.parent_id])
@@ -224,10 +221,18 @@ class GRPOTrainer:
             scores, keep = self.judge_all(revised, n_context, stream=stream)
         return revised, scores, keep, skips
 
+    def _revise_skip(self, t: Trajectory) -> str | None:
+        """Why an initial episode is not revised (``not_chosen`` by ``revise``, ``no_outcome``,
+        ``judge_failed``: :func:`reagent.critique.revise_decision`), or None to revise it."""
+        if not (self.c.revise == "all" or (t.outcome or 0.0) < 1.0):
+            return "not_chosen"
+        if t.outcome is None:
+            return "no_outcome"
+        return revise_decision(t.judge, None)
+
     def _revision_of(self, t: Trajectory) -> EpisodeSpec | None:
         """The revision of a judged initial episode, or None when it is not to be revised."""
-        if not (self.c.revise == "all" or (t.outcome or 0.0) < 1.0) or t.outcome is None \
-                or t.judge is None or t.judge.score is None:
+        if self._revise_skip(t) is not None:
             return None
         return revision_spec(t, critique_of(t.judge), self._task_by_id[t.task_id],
                              extra={"group": t.extra["group"]})
