@@ -43,6 +43,7 @@ from reagent.quickstart.scheduler import run_plan
 
 RL_RUNS = ("grpo", "reagent-r-rules", "reagent-u-rules", "reagent-r-trained", "reagent-u-trained")
 JUDGES = ("rules", "trained")
+JUDGE_RL_STAGES = ("train-judge-rl", "judge-quality-sft")
 BASE_STAGES = ("make-policy", "make-judge", "demos", "sft", "judge-traces", "annotate-traces", "annotate-demos",
                "judge-dataset", "train-judge", "heldout-traces", "annotate-heldout", "judge-quality")
 
@@ -56,9 +57,9 @@ def eval_steps(steps: int, every: int) -> list[int]:
     return sorted({*range(every, steps + 1, every), steps})
 
 
-def study_budget(size: str, steps: int) -> Budget:
-    """The quickstart budget ``size`` with ``steps`` RL steps."""
-    return dataclasses.replace(BUDGETS[size], rl_steps=steps)
+def study_budget(size: str, steps: int, judge_rl_steps: int = 0) -> Budget:
+    """The quickstart budget ``size`` with ``steps`` RL steps and ``judge_rl_steps`` judge RL steps."""
+    return dataclasses.replace(BUDGETS[size], rl_steps=steps, judge_rl_steps=judge_rl_steps)
 
 
 def _replace_arg(args: list[str], key: str, value: str) -> list[str]:
@@ -68,9 +69,13 @@ def _replace_arg(args: list[str], key: str, value: str) -> list[str]:
 def study_stages(root: Path, seed: int, b: Budget, every: int, revise_below: float,
                  device: str = "cpu") -> list[Stage]:
     """One seed's stages: the quickstart's base stages, then the RL runs, evals and Reagent-C."""
-    stages = [st for st in seed_stages(root, seed, b, device) if st.name in BASE_STAGES]
+    base = BASE_STAGES + (JUDGE_RL_STAGES if b.judge_rl_steps else ())
+    stages = [st for st in seed_stages(root, seed, b, device) if st.name in base]
     s = root / f"seed{seed}"
-    sft, trained = str(s / "sft" / "final"), str(s / "judge" / "final")
+    sft = str(s / "sft" / "final")
+    # With a judge RL stage the trained judge is the RL one (the SFT one is still scored)
+    trained = str(s / ("judge_rl" if b.judge_rl_steps else "judge") / "final")
+    judge_done = "train-judge-rl" if b.judge_rl_steps else "train-judge"
     judge_path = {"rules": "rules", "trained": trained}
     steps = eval_steps(b.rl_steps, every)
     stages.append(Stage("eval-sft", _eval_args(s, "sft", sft, seed, b, device, b.eval_tasks, b.eval_k), 5,
@@ -79,7 +84,7 @@ def study_stages(root: Path, seed: int, b: Budget, every: int, revise_below: flo
         variant, judge = variant_of(run), run.rsplit("-", 1)[-1]
         args = _train_args(s, variant, seed, b, sft, judge_path.get(judge, trained), device)
         args = _replace_arg(_replace_arg(args, "output_dir", str(s / "rl" / run)), "save_every", str(every))
-        needs = ("sft",) + (("train-judge",) if judge == "trained" else ())
+        needs = ("sft",) + ((judge_done,) if judge == "trained" else ())
         stages.append(Stage(f"rl-{run}", args, 4.0 * b.rl_steps, needs))
         for step in steps:
             model = str(s / "rl" / run / "checkpoints" / f"step-{step:06d}" / "model")
@@ -95,7 +100,7 @@ def study_stages(root: Path, seed: int, b: Budget, every: int, revise_below: flo
                 args += ["--critique", "--judge-model", judge_path[judge],
                          "--judge-max-new-tokens", str(b.judge_tokens), *extra]
                 stages.append(Stage(f"eval-{name}", args, 10,
-                                    (need,) + (("train-judge",) if judge == "trained" else ())))
+                                    (need,) + ((judge_done,) if judge == "trained" else ())))
     return stages
 
 
@@ -110,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="quickstart budget for model sizes, SFT, judge data and eval sizes")
     p.add_argument("--revise-below", type=float, default=0.9,
                    help="Reagent-C 'below' mode: revise only attempts the judge scored below this")
+    p.add_argument("--judge-rl-steps", type=int, default=0,
+                   help="judge RL (train-rrm-rl) steps after the judge's SFT; the trained judge is then the "
+                        "RL one, and both judges get a held-out quality report. 0: SFT judge only")
     p.add_argument("--jobs", type=int, default=2, help="stages at once (2 on a 2-core machine)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--launcher", default="fork", choices=("fork", "subprocess"))
@@ -119,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
     if not 0 < a.revise_below <= 1:
         p.error(f"--revise-below must be in (0, 1], got {a.revise_below}")
-    root, b = Path(a.out), study_budget(a.size, a.steps)
+    if a.judge_rl_steps < 0:
+        p.error(f"--judge-rl-steps must be >= 0, got {a.judge_rl_steps}")
+    root, b = Path(a.out), study_budget(a.size, a.steps, a.judge_rl_steps)
     plan = [(s, st) for s in range(a.seeds)
             for st in study_stages(root, s, b, min(a.eval_every, a.steps), a.revise_below, a.device)]
     launcher = a.launcher if fork_available() else "subprocess"
