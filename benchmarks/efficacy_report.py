@@ -28,6 +28,7 @@ from typing import Any
 
 from eval.metrics import mean_and_stderr
 from eval.report import compute_metrics
+from reagent.quickstart.report import judge_quality_lines, judge_quality_of
 
 RL_KEYS = ("step", "accuracy", "reward/total_mean", "reward/judge_mean", "groups/degenerate_frac",
            "judge/failure_rate", "process/answer_neutral_flaws", "process/tool_calls", "process/tokens")
@@ -68,9 +69,9 @@ def collect(run: Path, records: Path) -> None:
                 (out / "rl").mkdir(parents=True, exist_ok=True)
                 (out / "rl" / f"{rl_dir.name}.jsonl").write_text(
                     "".join(json.dumps({k: m[k] for k in RL_KEYS if k in m}) + "\n" for m in lines))
-        quality = seed_dir / "eval" / "judge_quality.json"
-        if quality.exists():
-            shutil.copy(quality, out / "judge_quality.json")
+        for name in ("judge_quality.json", "judge_quality_sft.json"):
+            if (seed_dir / "eval" / name).exists():
+                shutil.copy(seed_dir / "eval" / name, out / name)
     shutil.copy(run / "study.json", records / "study.json")
 
 
@@ -179,9 +180,11 @@ def compute(records: Path) -> dict:
                 flaws[step] = [m.get("process/answer_neutral_flaws") for m in per_seed]
         train = rl_curves(records, run, "process/answer_neutral_flaws")
         curves[run] = {"accuracy": acc, "flaws": flaws, "train_flaws": train}
-    quality = [json.loads(p.read_text()) for p in sorted(records.glob("seed*/judge_quality.json"))]
-    return {"study": study, "rows": rows, "critique": critique, "curves": curves,
-            "judge_auroc": [q.get("auroc") for q in quality]}
+    # The trained judge of the study is the RL one where a judge RL stage ran ("rl"), else the SFT one
+    quality = [judge_quality_of(d) for d in sorted(records.glob("seed*/"))]
+    quality = [q for q in quality if q]
+    return {"study": study, "rows": rows, "critique": critique, "curves": curves, "judge_quality": quality,
+            "judge_auroc": [(q.get("rl") or q["sft"]).get("auroc") for q in quality]}
 
 
 def plot(data: dict, out_png: Path) -> Path:
@@ -263,7 +266,9 @@ def markdown(data: dict, records: Path, md: Path, png: Path, label: str) -> str:
                      f"{fmt(c['revised_frac'])} |")
     auroc = ", ".join(fmt(a) for a in data["judge_auroc"]) or "-"
     lines += ["", f"Trained judge AUROC vs outcome on held-out SFT trajectories, per seed: {auroc} "
-              "(the issue expects the trained-judge ordering only once this is >= 0.8).", ""]
+              "(the issue expects the trained-judge ordering only once this is >= 0.8). Where a judge RL "
+              "stage ran, the trained judge of the study is the RL one.", "",
+              *judge_quality_lines(data["judge_quality"]), ""]
     return "\n".join(lines) + "\n"
 
 

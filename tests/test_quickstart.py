@@ -147,3 +147,25 @@ def test_judge_rl_stage_feeds_every_later_judge_use(tmp_path):
         assert "train-judge-rl" in st.needs, st.name
     assert not any(sft_judge in a for st in rl.values() if st.name not in (
         "train-judge", "train-judge-rl", "judge-quality-sft") for a in st.args)
+
+
+def test_judge_quality_table_shows_sft_and_rl_judges_with_mean_and_se(tmp_path):
+    from reagent.quickstart.report import judge_quality_lines, judge_quality_of
+
+    for seed, (sft_auc, rl_auc) in enumerate([(0.6, 0.7), (0.8, 0.9)]):
+        d = tmp_path / f"seed{seed}" / "eval"
+        d.mkdir(parents=True)
+        (d / "judge_quality_sft.json").write_text(json.dumps({"auroc": sft_auc, "format_valid_rate": 1.0}))
+        (d / "judge_quality.json").write_text(json.dumps({"auroc": rl_auc, "format_valid_rate": 0.5}))
+    only_sft = tmp_path / "seed9" / "eval"
+    only_sft.mkdir(parents=True)
+    (only_sft / "judge_quality.json").write_text(json.dumps({"auroc": 0.5}))
+    assert judge_quality_of(only_sft) == {"sft": {"auroc": 0.5}}  # no RL stage: the one report is the SFT judge's
+    quality = [judge_quality_of(tmp_path / f"seed{s}" / "eval") for s in (0, 1)]
+    lines = judge_quality_lines(quality)
+    rows = [line for line in lines if line.startswith("| ") and "judge |" not in line]
+    assert rows[0].startswith("| 0 | SFT only | 1.000 | - | 0.600 |")
+    assert rows[3].startswith("| 1 | SFT + RL | 0.500 | - | 0.900 |")
+    # mean ± s.e. over the two seeds: AUROC (0.6 + 0.8) / 2 = 0.7, s.e. = std 0.1414 / sqrt(2) = 0.1
+    assert "| mean ± s.e. (2 seeds) | SFT only | 1.000 ± 0.000 | - | 0.700 ± 0.100 |" in rows[4]
+    assert "| mean ± s.e. (2 seeds) | SFT + RL | 0.500 ± 0.000 | - | 0.800 ± 0.100 |" in rows[5]

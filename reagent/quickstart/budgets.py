@@ -45,6 +45,7 @@ class Budget:
     sft_val_fraction: float = 0.0125  # of demo tasks, for SFT's validation loss (150 of 12,000)
     judge_rl_steps: int = 0  # judge RL (train-rrm-rl) steps after judge SFT; 0: no RL stage
     judge_rl_lr: float = 1e-4  # learning rate of the judge RL stage
+    revise_below: float = 0.9  # Reagent-C revises only attempts the judge scored below this (with a named flaw)
 
 
 BUDGETS = {

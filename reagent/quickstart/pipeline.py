@@ -161,7 +161,8 @@ def _eval_stages(s: Path, seed: int, b: Budget, sft: str, judge: str, judge_done
                                                    / "model"))):
         args = _eval_args(s, f"{name}-critique", model, seed, b, device, b.eval_tasks, b.eval_k)
         stages.append(Stage(f"eval-{name}-critique", args + ["--critique", "--judge-model", judge,
-                                                             "--judge-max-new-tokens", str(b.judge_tokens)], 25,
+                                                             "--judge-max-new-tokens", str(b.judge_tokens),
+                                                             "--revise-below", str(b.revise_below)], 25,
                             ("sft" if name == "sft" else "rl-grpo", judge_done)))
     for name in ("sft", *VARIANTS):
         stages.append(Stage(f"score-{name}", ["judge", "--model", judge, "--traces",

@@ -59,8 +59,56 @@ def seed_results(seed_dir: Path) -> dict:
         rows[name] = {"accuracy": acc, "stderr": se, "questions": len({r["task_id"] for r in records}),
                       "attempts": len(records), "judge_mean": _judge_mean(seed_dir / "eval" / name / "judged.jsonl"),
                       "tool_calls": _tool_calls(records), "wall_s": _seconds(seed_dir, stage)}
-    quality = seed_dir / "eval" / "judge_quality.json"
-    return {"variants": rows, "judge_quality": json.loads(quality.read_text()) if quality.exists() else {}}
+    return {"variants": rows, "judge_quality": judge_quality_of(seed_dir / "eval")}
+
+
+def judge_quality_of(eval_dir: Path) -> dict[str, dict]:
+    """The held-out judge reports of one seed in ``eval_dir``: ``sft`` (the SFT judge) and,
+    where the judge RL stage ran, ``rl`` (SFT then RL). With an RL stage the SFT judge's
+    report is ``judge_quality_sft.json`` and the RL judge's ``judge_quality.json``."""
+    final, sft = eval_dir / "judge_quality.json", eval_dir / "judge_quality_sft.json"
+    out = {}
+    if sft.exists():
+        out["sft"] = json.loads(sft.read_text())
+        if final.exists():
+            out["rl"] = json.loads(final.read_text())
+    elif final.exists():
+        out["sft"] = json.loads(final.read_text())
+    return out
+
+
+QUALITY_COLUMNS = (("format_valid_rate", "format-valid rate"), ("coverage", "coverage"),
+                   ("auroc", "AUROC vs outcome"), ("auroc_failures_worst", "AUROC, failures worst"),
+                   ("score_pearson", "Pearson vs teacher"), ("score_mae", "MAE vs teacher"),
+                   ("pairwise_accuracy", "pairwise acc."),
+                   ("pairwise_accuracy_failures_worst", "pairwise, failures worst"))
+QUALITY_STAGES = {"sft": "SFT only", "rl": "SFT + RL"}
+
+
+def judge_quality_lines(quality: list[dict[str, dict]]) -> list[str]:
+    """Markdown: the judge-quality table, one row per seed and judge stage (SFT only, SFT + RL),
+    then the mean ± s.e. over seeds of each stage (issue 16's table)."""
+    lines = ["## Judge quality (held-out trajectories of the SFT policy, rule-based teacher labels)", "",
+             "AUROC and pairwise accuracy over the trajectories the judge scored (coverage); "
+             "\"failures worst\" counts every failed judgment as the lowest score. Goal (issue 16): "
+             "format-valid >= 0.95 and AUROC >= 0.80 on every seed.", "",
+             "| seed | judge | " + " | ".join(name for _, name in QUALITY_COLUMNS) + " |",
+             "|---|---|" + "---|" * len(QUALITY_COLUMNS)]
+    for stage, label in QUALITY_STAGES.items():
+        for s, q in enumerate(quality):
+            if stage in q:
+                lines.append(f"| {s} | {label} | " + " | ".join(_fmt(q[stage].get(k)) for k, _ in QUALITY_COLUMNS)
+                             + " |")
+    for stage, label in QUALITY_STAGES.items():
+        per_seed = [q[stage] for q in quality if stage in q]
+        if len(per_seed) > 1:
+            cells = []
+            for k, _ in QUALITY_COLUMNS:
+                xs = [r.get(k) for r in per_seed if r.get(k) is not None]
+                cells.append(f"{_fmt(_mean(xs))} ± {_fmt(_std(xs) / math.sqrt(len(xs)))}" if len(xs) > 1
+                             else _fmt(_mean(xs)))
+            lines.append(f"| mean ± s.e. ({len(per_seed)} seeds) | {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def combine(per_seed: list[dict]) -> dict:
@@ -189,18 +237,7 @@ def _markdown(root: Path, seeds: int, budget_name: str, b, table: dict, quality:
         lines.append(f"| {name} | {_fmt(row['accuracy'])} ± {_fmt(row['stderr'])} | "
                      f"{_vs_grpo(name, row, table.get('grpo'))} | {_fmt(row['judge_mean'])} | "
                      f"{_fmt(row['tool_calls'], 2)} | {_fmt(row['wall_s'], 1)} | {_budget_line(name, b)} |")
-    lines += ["", "## Judge quality (held-out trajectories of the SFT policy, rule-based teacher labels)", "",
-              "AUROC and pairwise accuracy over the trajectories the judge scored (coverage); "
-              "\"failures worst\" counts every failed judgment as the lowest score.", "",
-              "| seed | format-valid rate | coverage | AUROC vs outcome | AUROC, failures worst | "
-              "Pearson vs teacher | MAE vs teacher | pairwise acc. | pairwise, failures worst |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for s, q in enumerate(quality):
-        lines.append(f"| {s} | {_fmt(q.get('format_valid_rate'))} | {_fmt(q.get('coverage'))} | "
-                     f"{_fmt(q.get('auroc'))} | {_fmt(q.get('auroc_failures_worst'))} | "
-                     f"{_fmt(q.get('score_pearson'))} | {_fmt(q.get('score_mae'))} | "
-                     f"{_fmt(q.get('pairwise_accuracy'))} | "
-                     f"{_fmt(q.get('pairwise_accuracy_failures_worst'))} |")
+    lines += ["", *judge_quality_lines(quality)]
     lines += ["", "![curves](curves.png)", "", "## Commands (every stage, in dependency order)", ""]
     for s, done in stages.items():
         lines.append(f"### seed {s}")
