@@ -67,15 +67,20 @@ def _replace_arg(args: list[str], key: str, value: str) -> list[str]:
 
 
 def study_stages(root: Path, seed: int, b: Budget, every: int, revise_below: float,
-                 device: str = "cpu") -> list[Stage]:
-    """One seed's stages: the quickstart's base stages, then the RL runs, evals and Reagent-C."""
+                 device: str = "cpu", trained_judge: str = "sft") -> list[Stage]:
+    """One seed's stages: the quickstart's base stages, then the RL runs, evals and Reagent-C.
+    ``trained_judge`` (sft | rl): which trained judge the ``*-trained`` runs and Reagent-C use
+    when a judge RL stage runs (both judges get a held-out quality report either way)."""
+    if trained_judge not in ("sft", "rl"):
+        raise ValueError(f"trained_judge must be 'sft' or 'rl', got {trained_judge!r}")
     base = BASE_STAGES + (JUDGE_RL_STAGES if b.judge_rl_steps else ())
     stages = [st for st in seed_stages(root, seed, b, device) if st.name in base]
     s = root / f"seed{seed}"
     sft = str(s / "sft" / "final")
-    # With a judge RL stage the trained judge is the RL one (the SFT one is still scored)
-    trained = str(s / ("judge_rl" if b.judge_rl_steps else "judge") / "final")
-    judge_done = "train-judge-rl" if b.judge_rl_steps else "train-judge"
+    # The judge of the "trained" runs: the SFT one, or with trained_judge="rl" the RL one
+    rl = bool(b.judge_rl_steps) and trained_judge == "rl"
+    trained = str(s / ("judge_rl" if rl else "judge") / "final")
+    judge_done = "train-judge-rl" if rl else "train-judge"
     judge_path = {"rules": "rules", "trained": trained}
     steps = eval_steps(b.rl_steps, every)
     stages.append(Stage("eval-sft", _eval_args(s, "sft", sft, seed, b, device, b.eval_tasks, b.eval_k), 5,
@@ -116,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--revise-below", type=float, default=0.9,
                    help="Reagent-C 'below' mode: revise only attempts the judge scored below this")
     p.add_argument("--judge-rl-steps", type=int, default=0,
-                   help="judge RL (train-rrm-rl) steps after the judge's SFT; the trained judge is then the "
-                        "RL one, and both judges get a held-out quality report. 0: SFT judge only")
+                   help="judge RL (train-rrm-rl) steps after the judge's SFT; both judges get a held-out "
+                        "quality report (see --trained-judge). 0: SFT judge only")
+    p.add_argument("--trained-judge", default="sft", choices=("sft", "rl"),
+                   help="with --judge-rl-steps: the judge of the '*-trained' runs and of Reagent-C "
+                        "(sft: the SFT judge; rl: SFT then RL)")
     p.add_argument("--jobs", type=int, default=2, help="stages at once (2 on a 2-core machine)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--launcher", default="fork", choices=("fork", "subprocess"))
@@ -131,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--judge-rl-steps must be >= 0, got {a.judge_rl_steps}")
     root, b = Path(a.out), study_budget(a.size, a.steps, a.judge_rl_steps)
     plan = [(s, st) for s in range(a.seeds)
-            for st in study_stages(root, s, b, min(a.eval_every, a.steps), a.revise_below, a.device)]
+            for st in study_stages(root, s, b, min(a.eval_every, a.steps), a.revise_below, a.device,
+                                   a.trained_judge)]
     launcher = a.launcher if fork_available() else "subprocess"
     if launcher == "fork":
         preload()
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     run_plan(root, plan, a.jobs, launcher, threads, on_done)
     (root / "study.json").write_text(json.dumps(
         {"seeds": a.seeds, "steps": a.steps, "eval_every": min(a.eval_every, a.steps), "size": a.size,
-         "revise_below": a.revise_below, "budget": dataclasses.asdict(b)}, indent=2))
+         "revise_below": a.revise_below, "trained_judge": a.trained_judge, "budget": dataclasses.asdict(b)}, indent=2))
     print(f"efficacy: done in {time.time() - start:.0f} s; now run benchmarks/efficacy_report.py --run {root}",
           file=sys.stderr)
     return 0

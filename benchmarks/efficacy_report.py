@@ -180,11 +180,12 @@ def compute(records: Path) -> dict:
                 flaws[step] = [m.get("process/answer_neutral_flaws") for m in per_seed]
         train = rl_curves(records, run, "process/answer_neutral_flaws")
         curves[run] = {"accuracy": acc, "flaws": flaws, "train_flaws": train}
-    # The trained judge of the study is the RL one where a judge RL stage ran ("rl"), else the SFT one
+    # The study's trained judge: the SFT one unless the study chose the RL one (--trained-judge rl)
     quality = [judge_quality_of(d) for d in sorted(records.glob("seed*/"))]
     quality = [q for q in quality if q]
+    used = study.get("trained_judge", "rl")  # studies before the option used the RL judge where it ran
     return {"study": study, "rows": rows, "critique": critique, "curves": curves, "judge_quality": quality,
-            "judge_auroc": [(q.get("rl") or q["sft"]).get("auroc") for q in quality]}
+            "trained_judge": used, "judge_auroc": [q.get(used, q["sft"]).get("auroc") for q in quality]}
 
 
 def plot(data: dict, out_png: Path) -> Path:
@@ -266,8 +267,8 @@ def markdown(data: dict, records: Path, md: Path, png: Path, label: str) -> str:
                      f"{fmt(c['revised_frac'])} |")
     auroc = ", ".join(fmt(a) for a in data["judge_auroc"]) or "-"
     lines += ["", f"Trained judge AUROC vs outcome on held-out SFT trajectories, per seed: {auroc} "
-              "(the issue expects the trained-judge ordering only once this is >= 0.8). Where a judge RL "
-              "stage ran, the trained judge of the study is the RL one.", "",
+              "(the issue expects the trained-judge ordering only once this is >= 0.8). The study's trained "
+              f"judge: {'SFT then RL' if data['trained_judge'] == 'rl' else 'SFT only'}.", "",
               *judge_quality_lines(data["judge_quality"]), ""]
     return "\n".join(lines) + "\n"
 
