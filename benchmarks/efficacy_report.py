@@ -234,7 +234,9 @@ def markdown(data: dict, records: Path, md: Path, png: Path, label: str) -> str:
         f"Accuracy = pass@1 ± {se}.", "",
         "Made by:", "", "```",
         f"python benchmarks/efficacy.py --out RUN --seeds {st['seeds']} --steps {st['steps']} "
-        f"--eval-every {st['eval_every']} --size {st['size']} --revise-below {st['revise_below']}",
+        f"--eval-every {st['eval_every']} --size {st['size']} --revise-below {st['revise_below']}"
+        + (f" --judge-rl-steps {st['budget']['judge_rl_steps']} --trained-judge {st.get('trained_judge', 'rl')}"
+           if st["budget"].get("judge_rl_steps") else ""),
         f"python benchmarks/efficacy_report.py --run RUN --records {records.as_posix()} --md {md.as_posix()}",
         "```", "",
         f"Every number below is recomputed from `{records.as_posix()}/` by the second command without `--run`.", "",
