@@ -326,7 +326,7 @@ def run(c: EvalConfig) -> int:
 
 def _setups(c: EvalConfig, out: Path) -> list:
     """Each benchmark's environment and tasks; free-form ones must have an answer checker."""
-    from eval.harness import setup_benchmark
+    from reagent.tasksets import setup_benchmark
 
     setups = [
         setup_benchmark(

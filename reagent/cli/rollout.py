@@ -139,14 +139,15 @@ def load_tasks(c: RolloutConfig, env) -> list[Task]:
 
 
 def env_and_tasks(c: RolloutConfig) -> tuple[Environment, list[Task]]:
-    """The environment and tasks: from a benchmark (through ``eval``), a Task file or the env."""
+    """The environment and tasks: from a benchmark (:mod:`reagent.tasksets`), a Task file or
+    the env."""
     if not c.benchmark:
         if c.env == "qa" and not c.corpus:
             raise ValueError("--env qa searches a corpus: pass --corpus FILE (JSONL of {id, title, "
                              "text}) or --benchmark NAME, whose paragraphs become the corpus")
         env = make_env(c.env or "toy", **env_kwargs(c))
         return env, load_tasks(c, env)
-    from eval.harness import setup_benchmark  # application layer: the core never imports eval
+    from reagent.tasksets import setup_benchmark
 
     setup = setup_benchmark(c.benchmark, data=c.data, limit=c.limit, split=c.split,
                             env_seed=c.env_seed, corpus=c.corpus, cache_dir=c.cache_dir)

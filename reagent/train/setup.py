@@ -137,8 +137,8 @@ def build_env_and_tasks(c: TrainConfig):
 
 
 def _env_and_tasks(c: TrainConfig):
-    """Benchmarks (math, qa) load through the eval harness, which maps each benchmark to
-    its environment, tools and corpus."""
+    """Benchmarks (math, qa) load through :func:`reagent.tasksets.setup_benchmark`, which
+    maps each benchmark to its environment, tools and corpus (as ``reagent eval`` does)."""
     if c.env == "toy":
         from reagent.envs.toy import ToyEnv
 
@@ -147,7 +147,7 @@ def _env_and_tasks(c: TrainConfig):
     if not c.benchmark:
         raise ValueError(f"env={c.env} trains on a benchmark's tasks: set benchmark=NAME "
                          "(and train_data=FILE for your own training file of that format)")
-    from eval.harness import setup_benchmark
+    from reagent.tasksets import setup_benchmark
 
     setup = setup_benchmark(c.benchmark, data=c.train_data, limit=c.train_tasks, split="train",
                             env_seed=c.env_seed)
