@@ -109,11 +109,11 @@ def build_judge(c: TrainConfig):
     elif c.judge_base_url:
         judge = HTTPJudge(c.judge_base_url, model=c.judge_served_model, max_new_tokens=c.judge_max_new_tokens,
                           timeout=c.judge_timeout_s, max_retries=c.judge_max_retries,
-                          concurrency=c.judge_concurrency)
+                          concurrency=c.judge_concurrency, template_kwargs=c.judge_chat_template_kwargs)
     else:
         ensure_model(c.judge_model, c, c.seed + 1)
         judge = LocalJudge(c.judge_model, batch_size=c.judge_batch_size, max_new_tokens=c.judge_max_new_tokens,
-                           device=c.device)
+                           device=c.device, template_kwargs=c.judge_chat_template_kwargs)
     return judge, FailureCounter()
 
 
