@@ -206,7 +206,10 @@ def judge_quality(accelerator: Any, ranks: Ranks, model: Any, tokenizer: Any,
         judge = LocalJudge(m, tokenizer, batch_size=config.eval_batch_size,
                            model_name="eval", max_new_tokens=config.eval_max_new_tokens,
                            retry_max_new_tokens=config.eval_max_new_tokens,
-                           max_chars=config.max_chars, template_kwargs=config.chat_template_kwargs)
+                           max_chars=config.max_chars,
+                           # the judge-RL config (rrm/rl.py) shares this evaluation and has
+                           # no template options (yet): its judge renders with none
+                           template_kwargs=getattr(config, "chat_template_kwargs", None))
         judge.backend.sync_ranks = ranks.world > 1
         _, judgments = evaluate_judge(judge, mine + items[:1] * pad,
                                       batch_size=config.eval_batch_size)

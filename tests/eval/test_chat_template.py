@@ -3,7 +3,7 @@ attempts, Reagent-C revisions and Best-of-N candidates, on a tiny Qwen3 model wi
 real Qwen3 tokenizer and published template (skipped where the vocabulary package is
 absent). Qwen3's template answers ``enable_thinking: false`` by opening the assistant
 turn with an empty think block; every prompt the model is given is recorded at the
-backend and checked for it.
+backend (the ``hf_prompts`` fixture) and checked for it.
 """
 
 from __future__ import annotations
@@ -19,22 +19,6 @@ EMPTY_THINK = OPEN + "<think>\n\n</think>\n\n"
 NO_THINKING = '{"enable_thinking": false}'
 
 
-@pytest.fixture
-def prompts(monkeypatch) -> list[str]:
-    """Every prompt the local policy backend is asked to continue, decoded."""
-    from reagent.generation.hf import HFBackend
-
-    seen: list[str] = []
-    real = HFBackend.generate
-
-    def generate(self, batch, params):
-        seen.extend(self.tokenizer.decode(ids) for ids in batch)
-        return real(self, batch, params)
-
-    monkeypatch.setattr(HFBackend, "generate", generate)
-    return seen
-
-
 def run_eval(model, out, *extra: str) -> list[dict]:
     args = ["eval", "--benchmark", "toy", "--limit", "2", "--model", str(model), "--out", str(out),
             "--device", "cpu", "--max-turns", "1", "--max-new-tokens", "3", "--max-tokens", "64",
@@ -45,7 +29,8 @@ def run_eval(model, out, *extra: str) -> list[dict]:
 
 @pytest.mark.slow
 def test_eval_passes_chat_template_kwargs_to_every_policy_prompt(family_model_dir, tmp_path,
-                                                                prompts):
+                                                                hf_prompts):
+    prompts = hf_prompts
     qwen3 = family_model_dir("qwen3")
     run_eval(qwen3, tmp_path / "default")
     assert len(prompts) == 2 and all(p.endswith(OPEN) and "<think>" not in p for p in prompts)

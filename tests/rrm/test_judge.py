@@ -179,21 +179,13 @@ def test_verdict_that_starts_inside_an_open_think_block_is_scored():
 
 @pytest.mark.slow
 def test_judge_cli_renders_the_judges_template_with_chat_template_kwargs(family_model_dir, tmp_path,
-                                                                        monkeypatch):
+                                                                        hf_prompts):
     """`reagent judge --model` (a tiny Qwen3 judge, real tokenizer): with enable_thinking
     false every judge prompt ends with the template's empty think block; without, none does."""
     from reagent.cli import main
-    from reagent.generation.hf import HFBackend
     from reagent.jsonl import write_records
 
-    prompts: list[str] = []
-    real = HFBackend.generate
-
-    def generate(self, batch, params):
-        prompts.extend(self.tokenizer.decode(ids) for ids in batch)
-        return real(self, batch, params)
-
-    monkeypatch.setattr(HFBackend, "generate", generate)
+    prompts = hf_prompts
     traces = tmp_path / "t.jsonl"
     write_records(traces, [TRAJ, Trajectory.from_dict({**TRAJ.to_dict(), "id": "t2"})])
     base = ["judge", "--model", str(family_model_dir("qwen3")), "--traces", str(traces),
