@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_gen.export import dataset_stats, export
-from data_gen.filters import BALANCE_MODES, balance, clean, split_by_task
+from data_gen.filters import BALANCE_MODES, balance, clean, split_key, task_of
 from reagent.config import add_config_args, cfg, config_hash, load_config, save_config
 from reagent.jsonl import SkipReport, read_records
 from reagent.records import JudgeExample
+from reagent.train.data import split_by_group
 
 
 @dataclass
@@ -47,8 +48,9 @@ class BuildConfig:
     score_bins: int = cfg(5, help="number of equal score bins over [0, 1] for balancing")
     balance_cap: int | None = cfg(None, help="examples kept per balance cell (default: the "
                                   "size of the smallest non-empty cell)")
-    val_fraction: float = cfg(0.1, help="share of examples in validation, assigned by whole "
-                              "task groups (no task or question on both sides)")
+    val_fraction: float = cfg(0.1, help="share of task groups in validation; examples sharing a "
+                              "task id or a question form one group, so none is on both sides "
+                              "(the rule of every trainer's split, reagent.train.data.split_by_group)")
     seed: int = cfg(0, help="seed of balancing and of the split")
     save_hf: bool = cfg(True, help="also write a datasets.DatasetDict with save_to_disk")
     plot: bool = cfg(True, help="write the score histogram PNG")
@@ -90,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
     stages["after_filters"] = len(kept)
     kept = balance(kept, c.balance, c.score_bins, c.balance_cap, c.seed)
     stages["after_balance"] = len(kept)
-    train, val = split_by_task(kept, c.val_fraction, c.seed)
+    train, val = split_by_group(kept, task_of, c.val_fraction, c.seed, linked=split_key)
     made_by = {"command": "build-dataset", "config_hash": config_hash(c),
                "inputs": [str(p) for p in c.judgments],
                "teachers": sorted({ex.teacher for ex in kept})}

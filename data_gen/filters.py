@@ -1,4 +1,4 @@
-"""Filters over judge examples: parse status, answer leakage, duplicates, balance, split.
+"""Filters over judge examples: parse status, answer leakage, duplicates, balance.
 
 All are pure functions over lists of :class:`~reagent.records.JudgeExample`, seeded where
 random, so a dataset can be rebuilt exactly from its inputs and config.
@@ -21,9 +21,10 @@ random, so a dataset can be rebuilt exactly from its inputs and config.
 * **Balance.** Examples fall in cells by outcome (correct = outcome >= 0.5, incorrect,
   unknown) and/or teacher-score bin; each cell is sampled down to ``cap`` (default: the
   smallest non-empty cell with a known outcome).
-* **Split.** Examples are grouped so that any two sharing a task id *or* a normalised
-  question are in one group; whole groups go to validation until it holds
-  ``val_fraction`` of the examples. So no task and no question appears on both sides.
+* **Split.** Not here: ``build-dataset`` uses the one splitter of every trainer,
+  :func:`reagent.train.data.split_by_group`, keyed on :func:`task_of` and linked by
+  :func:`split_key` (the normalised question), so examples sharing a task id *or* a
+  question are one group and no task and no question appears on both sides.
 """
 
 from __future__ import annotations
@@ -187,50 +188,6 @@ def balance(examples: Sequence[JudgeExample], mode: str = "outcome", bins: int =
     return [ex for i, ex in enumerate(examples) if i in keep]
 
 
-# ---------------------------------------------------------------------------------------
-# Split by task
-
-
-def task_groups(examples: Sequence[JudgeExample]) -> list[list[int]]:
-    """Indices grouped so that examples sharing a task id or a question share a group."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    keys = []
-    for ex in examples:
-        a, b = "t:" + task_of(ex), "q:" + normalize_answer(ex.question)
-        parent[find(a)] = find(b)
-        keys.append(a)
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, a in enumerate(keys):
-        groups[find(a)].append(i)
-    return sorted(groups.values(), key=lambda g: min(task_of(examples[i]) for i in g))
-
-
-def split_by_task(examples: Sequence[JudgeExample], val_fraction: float = 0.1,
-                  seed: int = 0) -> tuple[list[JudgeExample], list[JudgeExample]]:
-    """(train, validation) with no task id and no question on both sides.
-
-    Groups (see :func:`task_groups`) are shuffled with ``seed`` and moved to validation
-    until it holds at least ``val_fraction`` of the examples; at least one group stays in
-    train, and with ``val_fraction > 0`` and two or more groups, one goes to validation.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    groups = task_groups(examples)
-    random.Random(seed).shuffle(groups)
-    target = val_fraction * len(examples)
-    val: set[int] = set()
-    for g in groups[:-1]:
-        if val_fraction == 0 or len(val) >= target:
-            break
-        val.update(g)
-    train_ex = [ex for i, ex in enumerate(examples) if i not in val]
-    val_ex = [ex for i, ex in enumerate(examples) if i in val]
-    return train_ex, val_ex
+def split_key(ex: JudgeExample) -> str:
+    """The second key of the split (beside :func:`task_of`): the normalised question."""
+    return normalize_answer(ex.question)

@@ -32,6 +32,13 @@ from pathlib import Path
 from reagent.agent import AgentConfig
 from reagent.config import add_config_args, cfg, config_hash, load_config, save_config
 from reagent.jsonl import RecordWriter, done_ids
+from reagent.template_options import (
+    chat_template_kwargs_field,
+    check_template_options,
+    judge_chat_template_kwargs_field,
+    server_extra_body,
+    tool_format_field,
+)
 
 
 @dataclass
@@ -69,6 +76,8 @@ class EvalConfig:
     top_p: float = cfg(0.95, help="nucleus sampling mass")
     top_k: int = cfg(0, help="top-k sampling; 0 = off")
     seed: int = cfg(0, help="sampling seed; attempt a uses seed + 1009 a")
+    chat_template_kwargs: dict = chat_template_kwargs_field()
+    tool_format: str = tool_format_field()
     use_python: bool = cfg(True, help="math benchmarks: offer the sandboxed python tool")
     tools: list[str] | None = cfg(None, help="tools every benchmark's environment offers (default: "
                                   "its own; [] none: single-turn, no tool schema in the prompt)")
@@ -109,6 +118,7 @@ class EvalConfig:
     judge_served_model: str | None = cfg(None, help="judge model name at the endpoint")
     judge_max_new_tokens: int = cfg(1024, help="token limit of one verdict")
     judge_device: str = cfg("auto", help="local judge device")
+    judge_chat_template_kwargs: dict = judge_chat_template_kwargs_field()
     checker_base_url: str | None = cfg(
         None, help="LLM answer checker endpoint (free-form benchmarks)"
     )
@@ -118,6 +128,7 @@ class EvalConfig:
     def __post_init__(self):
         from eval.best_of_n import check_scorer
 
+        check_template_options(self, "chat_template_kwargs", "judge_chat_template_kwargs")
         if not self.benchmark or not self.out:
             raise ValueError("--benchmark NAME and --out DIR are required")
         if (self.model is None) == (self.base_url is None):
@@ -172,6 +183,8 @@ class EvalConfig:
             top_p=self.top_p,
             top_k=self.top_k,
             seed=self.seed,
+            chat_template_kwargs=self.chat_template_kwargs,
+            tool_format=self.tool_format,
         )
 
     def tools_config(self):
@@ -218,7 +231,8 @@ def make_policy_backend(c: EvalConfig):
     kind = c.backend or ("openai" if c.base_url else "hf")
     if kind == "openai":
         return make_backend(
-            "openai", model=c.served_model, base_url=c.base_url, concurrency=c.concurrency
+            "openai", model=c.served_model, base_url=c.base_url, concurrency=c.concurrency,
+            extra_body=server_extra_body(c.chat_template_kwargs),
         )
     return make_backend(kind, model=c.model, device=c.device)
 
@@ -237,6 +251,7 @@ def make_judge(c: EvalConfig, tasks: list | None = None):
         device=c.judge_device,
         concurrency=c.concurrency,
         max_new_tokens=c.judge_max_new_tokens,
+        template_kwargs=c.judge_chat_template_kwargs,
     )
 
 
@@ -326,7 +341,7 @@ def run(c: EvalConfig) -> int:
 
 def _setups(c: EvalConfig, out: Path) -> list:
     """Each benchmark's environment and tasks; free-form ones must have an answer checker."""
-    from eval.harness import setup_benchmark
+    from reagent.tasksets import setup_benchmark
 
     setups = [
         setup_benchmark(

@@ -1,6 +1,6 @@
 """Benchmark metrics: a prediction's outcome under its benchmark's checker, pass@k, mean ± stderr.
 
-Checkers are named by the benchmark registry (``eval.loaders.BENCHMARKS``):
+Checkers are named by the benchmark registry (``reagent.tasksets.loaders.BENCHMARKS``):
 
 * ``math`` — math-verify equivalence of the final answer (its last ``\\boxed{}`` if any);
 * ``short_answer`` — exact match after SQuAD normalisation, best over aliases;

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from reagent.config import add_config_args, cfg, config_hash, load_config
 from reagent.jsonl import RecordWriter, SkipReport, done_ids, read_records
 from reagent.records import Trajectory
+from reagent.template_options import chat_template_kwargs_field, check_template_options
 
 
 @dataclass
@@ -46,9 +47,11 @@ class JudgeOptions:
     backoff_s: float = cfg(1.0, help="HTTP: first backoff in seconds (doubles per retry)")
     device: str = cfg("auto", help="local: cpu, cuda, cuda:1 or auto")
     dtype: str = cfg("auto", help="local: auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
+    chat_template_kwargs: dict = chat_template_kwargs_field()  # the judge's own template
 
     def check(self, judge_required: bool = True) -> None:
         """Cross-field checks; called by the commands' ``__post_init__``."""
+        check_template_options(self)
         if (self.model and self.base_url) or (judge_required and not (self.model or self.base_url)):
             raise ValueError("give exactly one of --model DIR and --base-url URL "
                              f"(got model={self.model!r}, base_url={self.base_url!r})")
@@ -65,7 +68,7 @@ class JudgeOptions:
                           max_retries=self.max_retries, backoff_s=self.backoff_s,
                           max_new_tokens=self.max_new_tokens,
                           retry_max_new_tokens=self.retry_max_new_tokens or None,
-                          max_chars=self.max_chars)
+                          max_chars=self.max_chars, template_kwargs=self.chat_template_kwargs)
 
 
 @dataclass

@@ -176,18 +176,22 @@ def runaway(text: str) -> str | None:
 class LocalJudge(Judge):
     """A judge from a local model directory, or an in-memory model plus tokenizer.
 
-    Prompts go through the tokenizer's chat template and are generated in batches of
+    Prompts go through the tokenizer's chat template (with ``template_kwargs``, e.g.
+    ``{"enable_thinking": False}``) and are generated in batches of
     ``batch_size`` (left-padded, greedy) by :class:`HFBackend`, the shared system prompt
     prefilled once per call (its KV cache copied into each batch).
     """
 
     def __init__(self, model: str | Path | Any, tokenizer: Any = None, *,
                  batch_size: int = 16, device: str = "auto", dtype: str = "auto",
-                 model_name: str | None = None, **kwargs):
+                 model_name: str | None = None, template_kwargs: dict | None = None, **kwargs):
         from reagent.generation.hf import HFBackend
+        from reagent.tokenization import resolve_template_kwargs
 
         self.backend = HFBackend(model, tokenizer=tokenizer, device=device, dtype=dtype,
                                  batch_size=batch_size, prefix_cache=True)
+        # resolved once, so a clock-reading template renders the same all run
+        self.template_kwargs = resolve_template_kwargs(self.backend.tokenizer, template_kwargs)
         if model_name is None:
             model_name = (Path(model).name if isinstance(model, (str, Path))
                           else getattr(getattr(model, "config", None), "_name_or_path", "") or "local")
@@ -197,7 +201,8 @@ class LocalJudge(Judge):
                         params: SamplingParams) -> list[Generation]:
         from reagent.tokenization import encode_prompt
 
-        prompts = [encode_prompt(self.backend.tokenizer, c) for c in conversations]
+        prompts = [encode_prompt(self.backend.tokenizer, c, template_kwargs=self.template_kwargs)
+                   for c in conversations]
         return self.backend.generate(prompts, params)
 
 
@@ -207,7 +212,8 @@ class HTTPJudge(Judge):
     ``base_url`` is as OpenAI clients take it (``http://host:port/v1``). ``model`` is the
     served model name; when omitted, the server's first model from ``/v1/models`` is
     used. Concurrency, timeouts and retries with backoff are the backend's; a request
-    that still fails becomes a ``failed`` judgment.
+    that still fails becomes a ``failed`` judgment. ``template_kwargs`` go to the server
+    as each request's ``chat_template_kwargs`` (vLLM, SGLang).
     """
 
     remote = True
@@ -215,12 +221,14 @@ class HTTPJudge(Judge):
     def __init__(self, base_url: str, model: str | None = None, *,
                  api_key_env: str | None = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout: float = 120.0, max_retries: int = 3, backoff_s: float = 1.0,
-                 **kwargs):
+                 template_kwargs: dict | None = None, **kwargs):
         from reagent.generation.openai_backend import OpenAIChatBackend
+        from reagent.template_options import server_extra_body
 
         self.backend = OpenAIChatBackend(base_url, model or "", api_key_env=api_key_env,
                                          concurrency=concurrency, timeout=timeout,
-                                         max_retries=max_retries, backoff_s=backoff_s)
+                                         max_retries=max_retries, backoff_s=backoff_s,
+                                         extra_body=server_extra_body(template_kwargs or {}))
         if not model:
             self.backend.model = model = served_model(self.backend.client)
         super().__init__(self.backend.chat, model, **kwargs)
@@ -282,9 +290,10 @@ def make_judge(model: str | None = None, base_url: str | None = None, *,
                served_model: str | None = None, batch_size: int = 16, device: str = "auto",
                dtype: str = "auto", concurrency: int = 8, timeout: float = 120.0,
                max_retries: int = 3, backoff_s: float = 1.0, tasks: Sequence[Any] | None = None,
-               **judge_kwargs) -> Judge | RulesJudge:
+               template_kwargs: dict | None = None, **judge_kwargs) -> Judge | RulesJudge:
     """A :class:`LocalJudge` for ``model`` (a directory) or an :class:`HTTPJudge` for
-    ``base_url``: exactly one of the two. ``judge_kwargs`` go to :class:`Judge`.
+    ``base_url``: exactly one of the two. ``template_kwargs`` go to the judge's chat
+    template (locally, or to the server); ``judge_kwargs`` go to :class:`Judge`.
     ``model="rules"`` is the oracle :class:`RulesJudge` over ``tasks``."""
     if bool(model) == bool(base_url):
         raise ValueError(f"give exactly one of model (a local directory) and base_url "
@@ -296,9 +305,11 @@ def make_judge(model: str | None = None, base_url: str | None = None, *,
         return RulesJudge(tasks)
     if model:
         return LocalJudge(model, batch_size=batch_size, device=device, dtype=dtype,
-                          model_name=served_model or str(model), **judge_kwargs)
+                          model_name=served_model or str(model), template_kwargs=template_kwargs,
+                          **judge_kwargs)
     return HTTPJudge(base_url, served_model, concurrency=concurrency, timeout=timeout,
-                     max_retries=max_retries, backoff_s=backoff_s, **judge_kwargs)
+                     max_retries=max_retries, backoff_s=backoff_s, template_kwargs=template_kwargs,
+                     **judge_kwargs)
 
 
 # ---------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from reagent.config import cfg, config_dict, config_hash, save_config
 from reagent.trackers import report_to_field, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import JudgeExample
+from reagent.template_options import chat_template_kwargs_field, check_template_options
 from reagent.train.data import (
     LengthGroupedBatches,
     epoch_batches,
@@ -98,9 +99,11 @@ class TrainRRMConfig:
     eval_max_new_tokens: int = cfg(1024, help="token limit of the judge's verdict at eval")
     eval_batch_size: int = cfg(16, help="generation batch size at eval")
     log_every: int = cfg(10, help="optimizer steps between train metric lines")
+    chat_template_kwargs: dict = chat_template_kwargs_field()  # the judge's own template
 
     def __post_init__(self):
         self.report_to = validate_report_to(self.report_to)
+        check_template_options(self)
         for name in ("data", "model", "out"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is required (--{name} ...)")
@@ -123,13 +126,18 @@ def run_hash(config: TrainRRMConfig) -> str:
 
 
 def encode_examples(tokenizer: Any, examples: list[JudgeExample], max_seq_len: int,
-                    max_chars: int) -> tuple[list[tuple[list[int], list[int]]], int]:
-    """(input_ids, loss_mask) per example and how many were dropped as too long."""
+                    max_chars: int, template_kwargs: dict | None = None,
+                    ) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """(input_ids, loss_mask) per example and how many were dropped as too long.
+
+    ``template_kwargs`` go to the chat template, as they will when the judge is asked
+    (:class:`rrm.judge.LocalJudge`), so training and judging see the same prompt."""
     from reagent.tokenization import tokenize_trajectory
 
     out, dropped = [], 0
     for ex in examples:
-        ids, mask = tokenize_trajectory(tokenizer, sft_messages(ex, max_chars=max_chars))
+        ids, mask = tokenize_trajectory(tokenizer, sft_messages(ex, max_chars=max_chars),
+                                        template_kwargs=template_kwargs)
         if len(ids) > max_seq_len or not any(mask):
             dropped += 1
             continue
@@ -198,7 +206,10 @@ def judge_quality(accelerator: Any, ranks: Ranks, model: Any, tokenizer: Any,
         judge = LocalJudge(m, tokenizer, batch_size=config.eval_batch_size,
                            model_name="eval", max_new_tokens=config.eval_max_new_tokens,
                            retry_max_new_tokens=config.eval_max_new_tokens,
-                           max_chars=config.max_chars)
+                           max_chars=config.max_chars,
+                           # the judge-RL config (rrm/rl.py) shares this evaluation and has
+                           # no template options (yet): its judge renders with none
+                           template_kwargs=getattr(config, "chat_template_kwargs", None))
         judge.backend.sync_ranks = ranks.world > 1
         _, judgments = evaluate_judge(judge, mine + items[:1] * pad,
                                       batch_size=config.eval_batch_size)
@@ -244,8 +255,10 @@ def train(config: TrainRRMConfig) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    train_set, dropped = encode_examples(tokenizer, train_ex, config.max_seq_len, config.max_chars)
-    val_set, val_dropped = encode_examples(tokenizer, val_ex, config.max_seq_len, config.max_chars)
+    train_set, dropped = encode_examples(tokenizer, train_ex, config.max_seq_len, config.max_chars,
+                                         config.chat_template_kwargs)
+    val_set, val_dropped = encode_examples(tokenizer, val_ex, config.max_seq_len, config.max_chars,
+                                           config.chat_template_kwargs)
     if not train_set:
         raise ValueError(f"every training example is longer than max_seq_len={config.max_seq_len}")
     eval_items = [labelled_item(e) for e in val_ex[:config.eval_max_examples]]

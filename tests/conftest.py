@@ -54,3 +54,20 @@ def family_model_dir(tmp_path_factory: pytest.TempPathFactory):
         return built[name]
 
     return get
+
+
+@pytest.fixture
+def hf_prompts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every prompt a local :class:`~reagent.generation.hf.HFBackend` is asked to continue,
+    decoded, in order (the real generation still runs): what a chat template rendered."""
+    from reagent.generation.hf import HFBackend
+
+    seen: list[str] = []
+    real = HFBackend.generate
+
+    def generate(self, batch, params):
+        seen.extend(self.tokenizer.decode(ids) for ids in batch)
+        return real(self, batch, params)
+
+    monkeypatch.setattr(HFBackend, "generate", generate)
+    return seen

@@ -17,7 +17,7 @@ import random
 import pytest
 
 from data_gen.importers import ImportReport, load_traces
-from eval.loaders import load_benchmark
+from reagent.tasksets.loaders import load_benchmark
 from reagent.cli.validate import check_file
 from reagent.jsonl import RecordError, non_finite_path
 from reagent.toolcalls import parse_tool_calls, strip_tool_calls

@@ -34,6 +34,13 @@ from reagent.config import add_config_args, cfg, config_hash, load_config
 from reagent.envs import Environment, make_env, with_tools
 from reagent.jsonl import RecordWriter, done_ids, load_records
 from reagent.records import Task, Trajectory
+from reagent.template_options import (
+    chat_template_kwargs_field,
+    check_template_options,
+    judge_chat_template_kwargs_field,
+    server_extra_body,
+    tool_format_field,
+)
 
 
 @dataclass
@@ -79,12 +86,12 @@ class RolloutConfig:
     judge_served_model: str | None = cfg(None, help="--critique: judge model name at the endpoint")
     judge_max_new_tokens: int = cfg(1024, help="--critique: token limit of one verdict")
     judge_device: str = cfg("auto", help="--critique: local judge device")
-    chat_template_kwargs: dict = cfg({}, help="passed to the chat template on every render, e.g. "
-                                     '{"enable_thinking": false} for Qwen3')
-    tool_format: str = cfg("auto", help="tool-call format: auto (from the chat template) | hermes "
-                           "| llama3_json")
+    judge_chat_template_kwargs: dict = judge_chat_template_kwargs_field()
+    chat_template_kwargs: dict = chat_template_kwargs_field()
+    tool_format: str = tool_format_field()
 
     def __post_init__(self):
+        check_template_options(self, "chat_template_kwargs", "judge_chat_template_kwargs")
         if (self.model is None) == (self.base_url is None):
             raise ValueError("give exactly one of --model DIR or --base-url URL")
         if self.n < 1:
@@ -118,10 +125,8 @@ def make_rollout_backend(c: RolloutConfig):
 
     kind = c.backend or ("openai" if c.base_url else "hf")
     if kind == "openai":
-        # vLLM and SGLang servers pass a request's chat_template_kwargs to the template
-        extra = {"chat_template_kwargs": dict(c.chat_template_kwargs)} if c.chat_template_kwargs else None
         return make_backend("openai", model=c.served_model, base_url=c.base_url, concurrency=c.concurrency,
-                            extra_body=extra)
+                            extra_body=server_extra_body(c.chat_template_kwargs))
     return make_backend(kind, model=c.model, device=c.device)
 
 
@@ -139,14 +144,15 @@ def load_tasks(c: RolloutConfig, env) -> list[Task]:
 
 
 def env_and_tasks(c: RolloutConfig) -> tuple[Environment, list[Task]]:
-    """The environment and tasks: from a benchmark (through ``eval``), a Task file or the env."""
+    """The environment and tasks: from a benchmark (:mod:`reagent.tasksets`), a Task file or
+    the env."""
     if not c.benchmark:
         if c.env == "qa" and not c.corpus:
             raise ValueError("--env qa searches a corpus: pass --corpus FILE (JSONL of {id, title, "
                              "text}) or --benchmark NAME, whose paragraphs become the corpus")
         env = make_env(c.env or "toy", **env_kwargs(c))
         return env, load_tasks(c, env)
-    from eval.harness import setup_benchmark  # application layer: the core never imports eval
+    from reagent.tasksets import setup_benchmark
 
     setup = setup_benchmark(c.benchmark, data=c.data, limit=c.limit, split=c.split,
                             env_seed=c.env_seed, corpus=c.corpus, cache_dir=c.cache_dir)
@@ -214,7 +220,8 @@ def run_critique(c: RolloutConfig, env: Environment, tasks: list[Task], specs: l
     backend = make_rollout_backend(c)
     judge = make_judge(c.judge_model, c.judge_base_url, served_model=c.judge_served_model,
                        device=c.judge_device, concurrency=c.concurrency,
-                       max_new_tokens=c.judge_max_new_tokens, tasks=tasks)
+                       max_new_tokens=c.judge_max_new_tokens, tasks=tasks,
+                       template_kwargs=c.judge_chat_template_kwargs)
     policy = c.model or f"{c.base_url}:{c.served_model}"
     loop = AgentLoop(backend, env, c.agent_config(), policy_name=policy)
     made_by = {"command": "rollout", "model": c.model or c.served_model,

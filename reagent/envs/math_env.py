@@ -5,8 +5,8 @@ and must give its final answer in ``\\boxed{}``. The outcome is symbolic equival
 under math-verify (:func:`reagent.rewards.math.math_equal`), so ``\\frac{1}{2}`` and
 ``0.5`` both score; string matching would teach a formatting habit instead of maths.
 
-Tasks are not generated here: a benchmark loader (``eval.loaders``, called by the CLI
-layer) or a Task JSONL file supplies them, because the core must not import ``eval``.
+Tasks are not generated here: a benchmark loader (:mod:`reagent.tasksets.loaders`) or a
+Task JSONL file supplies them.
 Tool schemas go in the prompt (``tool_schemas_in_prompt = True``): real models are
 trained to read them there and cannot guess the python tool's arguments otherwise.
 """

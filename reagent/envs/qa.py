@@ -5,8 +5,8 @@ answers in ``\\boxed{}``; the outcome is exact match (default) or token F1, the 
 over the task's answer aliases (:mod:`reagent.rewards.short_answer`).
 
 The corpus is the caller's: a JSONL path, or a list of ``{"id", "title", "text"}``
-documents (the CLI layer builds one from a benchmark's own paragraphs with
-``eval.loaders.build_qa_corpus``; the core does not import ``eval``). A list is
+documents (:func:`reagent.tasksets.setup_benchmark` builds one from a benchmark's own
+paragraphs with :func:`reagent.tasksets.loaders.build_qa_corpus`). A list is
 written once to ``cache_dir`` under a name derived from its content, so the BM25
 index, cached beside it and keyed on the file's path, size and mtime, is built once
 and reloaded by every later run over the same documents.

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reagent.config import cfg
+from reagent.template_options import (
+    chat_template_kwargs_field,
+    check_template_options,
+    judge_chat_template_kwargs_field,
+    tool_format_field,
+)
 from reagent.trackers import report_to_field, validate_report_to
 
 VARIANTS = ("grpo", "reagent-r", "reagent-u")
@@ -69,6 +75,7 @@ class TrainConfig:
     judge_concurrency: int = cfg(64, help="judge_base_url: requests in flight; episodes are sent "
                                           "as they finish, overlapping the rollout")
     judge_batch_size: int = cfg(64, help="local judge generation batch")
+    judge_chat_template_kwargs: dict = judge_chat_template_kwargs_field()
     judge_lambda: float = cfg(0.3, help="lambda: reward = outcome + lambda * judge score")
     on_judge_failure: str = cfg("outcome_only", help="drop | outcome_only | stop when the judge cannot score")
     revise: str = cfg("all", help="reagent-u: revise 'all' G initial rollouts or only 'failed' ones")
@@ -89,10 +96,8 @@ class TrainConfig:
     max_new_tokens: int = cfg(128, help="tokens per assistant turn")
     temperature: float = cfg(1.0, help="rollout sampling temperature")
     top_p: float = cfg(1.0, help="rollout nucleus mass")
-    chat_template_kwargs: dict = cfg({}, help="passed to the chat template on every render, e.g. "
-                                     '{"enable_thinking": false} for Qwen3 (JSON on the command line)')
-    tool_format: str = cfg("auto", help="tool-call format: auto (from the chat template) | hermes "
-                           "(<tool_call> blocks, Qwen) | llama3_json (one JSON call per turn)")
+    chat_template_kwargs: dict = chat_template_kwargs_field()
+    tool_format: str = tool_format_field()
     rollout_backend: str = cfg("hf", help="hf | vllm (GPU; weights synced after every update)")
     truncated: str = cfg("keep", help="truncated episodes: keep | mask (no loss) | penalise")
     truncation_penalty: float = cfg(0.0, help="reward given to truncated episodes under truncated=penalise")
@@ -125,6 +130,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check_choices(self, CHOICES)
+        check_template_options(self, "chat_template_kwargs", "judge_chat_template_kwargs")
         self.report_to = validate_report_to(self.report_to)
         checks = [
             (self.group_size >= 2, f"group_size={self.group_size}: GRPO needs at least 2 rollouts per prompt"),

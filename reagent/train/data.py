@@ -19,19 +19,42 @@ T = TypeVar("T")
 
 
 def split_by_group(items: Sequence[T], group: Callable[[T], Hashable], fraction: float,
-                   seed: int) -> tuple[list[T], list[T]]:
+                   seed: int, linked: Callable[[T], Hashable] | None = None
+                   ) -> tuple[list[T], list[T]]:
     """(train, validation) with every group (task id, question) on one side only.
 
-    ``round(fraction * groups)`` groups, at least one, go to validation when there are
-    two or more groups and ``fraction > 0``; the groups are shuffled with ``seed``.
+    ``linked`` is a second key (e.g. the normalised question beside the task id): items
+    that share a ``group`` key *or* a ``linked`` key are one component (union-find), so
+    neither key is ever on both sides. The components, ordered by their smallest group key
+    and shuffled with ``seed``, are assigned whole: ``round(fraction * components)`` go to
+    validation, at least one when there are two or more and ``fraction > 0``, and at
+    least one always stays in train. ``fraction`` 0 gives an empty validation side.
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
-    keys = sorted({group(x) for x in items}, key=str)
-    random.Random(seed).shuffle(keys)
-    n_val = max(1, round(fraction * len(keys))) if len(keys) > 1 and fraction > 0 else 0
-    val = set(keys[:n_val])
-    return [x for x in items if group(x) not in val], [x for x in items if group(x) in val]
+    keys = [group(x) for x in items]
+    parent: dict[Any, Any] = {("g", k): ("g", k) for k in keys}
+
+    def find(node: Any) -> Any:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    if linked is not None:
+        for k, x in zip(keys, items):
+            other = ("l", linked(x))
+            parent.setdefault(other, other)
+            parent[find(other)] = find(("g", k))
+    members: dict[Any, list[Hashable]] = {}
+    for k in set(keys):
+        members.setdefault(find(("g", k)), []).append(k)
+    components = sorted((sorted(ks, key=str) for ks in members.values()), key=lambda ks: str(ks[0]))
+    random.Random(seed).shuffle(components)
+    n = len(components)
+    n_val = min(max(1, round(fraction * n)), n - 1) if n > 1 and fraction > 0 else 0
+    val = {k for ks in components[:n_val] for k in ks}
+    return [x for x, k in zip(items, keys) if k not in val], [x for x, k in zip(items, keys) if k in val]
 
 
 class LengthGroupedBatches(torch.utils.data.Sampler):

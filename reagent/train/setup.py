@@ -109,11 +109,11 @@ def build_judge(c: TrainConfig):
     elif c.judge_base_url:
         judge = HTTPJudge(c.judge_base_url, model=c.judge_served_model, max_new_tokens=c.judge_max_new_tokens,
                           timeout=c.judge_timeout_s, max_retries=c.judge_max_retries,
-                          concurrency=c.judge_concurrency)
+                          concurrency=c.judge_concurrency, template_kwargs=c.judge_chat_template_kwargs)
     else:
         ensure_model(c.judge_model, c, c.seed + 1)
         judge = LocalJudge(c.judge_model, batch_size=c.judge_batch_size, max_new_tokens=c.judge_max_new_tokens,
-                           device=c.device)
+                           device=c.device, template_kwargs=c.judge_chat_template_kwargs)
     return judge, FailureCounter()
 
 
@@ -137,8 +137,8 @@ def build_env_and_tasks(c: TrainConfig):
 
 
 def _env_and_tasks(c: TrainConfig):
-    """Benchmarks (math, qa) load through the eval harness, which maps each benchmark to
-    its environment, tools and corpus."""
+    """Benchmarks (math, qa) load through :func:`reagent.tasksets.setup_benchmark`, which
+    maps each benchmark to its environment, tools and corpus (as ``reagent eval`` does)."""
     if c.env == "toy":
         from reagent.envs.toy import ToyEnv
 
@@ -147,7 +147,7 @@ def _env_and_tasks(c: TrainConfig):
     if not c.benchmark:
         raise ValueError(f"env={c.env} trains on a benchmark's tasks: set benchmark=NAME "
                          "(and train_data=FILE for your own training file of that format)")
-    from eval.harness import setup_benchmark
+    from reagent.tasksets import setup_benchmark
 
     setup = setup_benchmark(c.benchmark, data=c.train_data, limit=c.train_tasks, split="train",
                             env_seed=c.env_seed)

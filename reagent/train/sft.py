@@ -26,6 +26,7 @@ from reagent.config import cfg, config_dict, config_hash, save_config
 from reagent.trackers import report_to_field, validate_report_to
 from reagent.jsonl import load_records
 from reagent.records import Trajectory
+from reagent.template_options import check_template_options, chat_template_kwargs_field, tool_format_field
 from reagent.tokenization import pad_token_id, tokenize_trajectory
 from reagent.train.data import LengthGroupedBatches, epoch_batches, masked_lm_loss, pad_collate, split_by_group
 from reagent.train.runtime import (
@@ -58,15 +59,14 @@ class SFTConfig:
     save_every: int = cfg(0, help="checkpoint every N steps (0: only at the end)")
     keep_checkpoints: int = cfg(1, help="complete checkpoints kept")
     seed: int = cfg(0, help="seed of the split, batches and initialisation")
-    chat_template_kwargs: dict = cfg({}, help="passed to the chat template, as in `reagent train` "
-                                     '(e.g. {"enable_thinking": false} for Qwen3)')
-    tool_format: str = cfg("auto", help="how demonstrations write tool calls: auto (from the "
-                           "chat template) | hermes | llama3_json")
+    chat_template_kwargs: dict = chat_template_kwargs_field()
+    tool_format: str = tool_format_field()
     resume: bool = cfg(False, help="continue from the last complete checkpoint in out")
     report_to: list = report_to_field()
 
     def __post_init__(self):
         self.report_to = validate_report_to(self.report_to)
+        check_template_options(self)
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule={self.schedule!r}: use cosine or constant")
         missing = [k for k in ("data", "model", "out") if not getattr(self, k)]

@@ -1,4 +1,4 @@
-"""Leakage filter, de-duplication, balancing and the by-task split."""
+"""Leakage filter, de-duplication, balancing and build-dataset's by-task split."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ from collections import Counter
 
 import pytest
 
-from data_gen.filters import balance, clean, leaks_answer, split_by_task, task_of
+from data_gen.filters import balance, clean, leaks_answer, split_key, task_of
 from reagent.records import JudgeExample
+from reagent.train.data import split_by_group
+
+
+def split_by_task(examples, val_fraction=0.1, seed=0):
+    """build-dataset's split: the trainers' splitter keyed on task id, linked by question."""
+    return split_by_group(examples, task_of, val_fraction, seed, linked=split_key)
 
 
 def ex(task: str = "t1", question: str | None = None, critique: str = "- fine", score=0.5,
@@ -57,11 +63,13 @@ def test_split_by_task_keeps_tasks_and_questions_on_one_side():
         for k in range(3):  # three trajectories per task
             examples.append(ex(f"task-{i}", outcome=float(k % 2)))
     # Two task ids sharing one question must also stay together.
-    examples += [ex("twin-a", question="shared?"), ex("twin-b", question="shared?")]
+    examples += [ex("twin-a", question="shared?"), ex("twin-b", question="Shared ?")]
     train, val = split_by_task(examples, val_fraction=0.25, seed=3)
+    twins = {task_of(e) for e in (val if any(task_of(e) == "twin-a" for e in val) else train)}
+    assert {"twin-a", "twin-b"} <= twins  # linked by the normalised question
     assert len(train) + len(val) == len(examples)
     assert not {task_of(e) for e in train} & {task_of(e) for e in val}
-    assert not {e.question for e in train} & {e.question for e in val}
+    assert not {split_key(e) for e in train} & {split_key(e) for e in val}
     assert 0.2 <= len(val) / len(examples) <= 0.3
     again = split_by_task(examples, val_fraction=0.25, seed=3)
     assert [id(e) for e in again[1]] == [id(e) for e in val]  # deterministic for a seed

@@ -15,10 +15,8 @@ import pytest
 
 from eval import cli_eval
 from eval.cli_eval import EvalConfig
-from eval.harness import setup_benchmark
-from eval.loaders import load_benchmark
+from reagent.tasksets.loaders import load_benchmark
 from reagent.cli import main as reagent_main
-from reagent.envs.qa import QAEnv
 from reagent.records import Judgment
 from tests.scripted import ScriptedBackend, ScriptedServer
 from tests.test_agent import solver
@@ -393,39 +391,6 @@ def test_free_form_benchmark_uses_the_llm_checker(tmp_path):
     m = results(out)["benchmarks"]["webwalkerqa"]
     assert (m["could_not_judge"], m["pass@1"]) == (0, 0.5)  # EM would score "Paris, France" 0
     assert len(record_ids(out)) == 4  # two attempts, each re-recorded once
-
-
-def test_benchmark_setups_pick_env_and_corpus(tmp_path):
-    hotpot = tmp_path / "hp.jsonl"
-    rows = [
-        {
-            "_id": f"h{i}",
-            "question": f"Q{i}?",
-            "answer": f"A{i}",
-            "context": [[f"T{i}", [f"Paragraph {i} about zebra{i}."]], ["Shared", ["Same text."]]],
-        }
-        for i in range(3)
-    ]
-    hotpot.write_text("\n".join(json.dumps(r) for r in rows))
-    s = setup_benchmark("hotpotqa", data=str(hotpot), limit=1, cache_dir=str(tmp_path / "c"))
-    assert isinstance(s.env, QAEnv) and len(s.tasks) == 1 and s.checker == "short_answer"
-    assert "own paragraphs (4 from 3 questions)" in s.notes[-1]  # all questions, deduplicated
-    assert "zebra2" in s.env.tools_for(s.tasks[0])["search"](query="zebra2")
-    assert setup_benchmark("gsm8k", limit=2).env.name == "math"
-    from reagent.tools.factory import ToolsConfig
-
-    ww = tmp_path / "ww.json"
-    ww.write_text(json.dumps([{"Question": "q", "answer": "a"}]))
-    with pytest.raises(ValueError, match="--search-url"):
-        setup_benchmark("webwalkerqa", data=str(ww))
-    web = setup_benchmark(
-        "webwalkerqa",
-        data=str(ww),
-        tools_config=ToolsConfig(search_backend="http", search_url="http://127.0.0.1:9/search"),
-    )
-    assert web.env.tool_names == ("search", "browse", "python")
-    with pytest.raises(ValueError, match="unknown benchmark 'nope'.*toy"):
-        setup_benchmark("nope")
 
 
 def test_rollout_from_a_benchmark_and_with_reagent_c(tiny_model_dir, tmp_path, capsys):

@@ -69,9 +69,11 @@ def test_train_rrm_flags_and_yaml_reach_the_config(tmp_path):
     parser = argparse.ArgumentParser()
     add_config_args(parser, TrainRRMConfig)
     args = parser.parse_args(["--config", str(tmp_path / "c.yaml"), "--data", "d", "--model",
-                              "m", "--out", "o", "--grad-accum", "4", "max_grad_norm=0.5"])
+                              "m", "--out", "o", "--grad-accum", "4", "max_grad_norm=0.5",
+                              "--chat-template-kwargs", '{"enable_thinking": false}'])
     c = load_config(TrainRRMConfig, args)
     assert (c.lr, c.epochs, c.grad_accum, c.max_grad_norm) == (2e-5, 3, 4, 0.5)
+    assert c.chat_template_kwargs == {"enable_thinking": False}
 
 
 @pytest.mark.parametrize("path", RRM_CONFIGS, ids=lambda p: p.name)

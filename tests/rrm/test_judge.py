@@ -175,3 +175,46 @@ def test_verdict_that_starts_inside_an_open_think_block_is_scored():
     (k,) = Judge(lambda c, p: [Generation(text=whole, token_ids=[], finish_reason="stop")],
                  "plain").score(["x"])
     assert (k.status, k.score) == ("ok", 0.5)  # an already opened block is left alone
+
+
+@pytest.mark.slow
+def test_judge_cli_renders_the_judges_template_with_chat_template_kwargs(family_model_dir, tmp_path,
+                                                                        hf_prompts):
+    """`reagent judge --model` (a tiny Qwen3 judge, real tokenizer): with enable_thinking
+    false every judge prompt ends with the template's empty think block; without, none does."""
+    from reagent.cli import main
+    from reagent.jsonl import write_records
+
+    prompts = hf_prompts
+    traces = tmp_path / "t.jsonl"
+    write_records(traces, [TRAJ, Trajectory.from_dict({**TRAJ.to_dict(), "id": "t2"})])
+    base = ["judge", "--model", str(family_model_dir("qwen3")), "--traces", str(traces),
+            "--max-new-tokens", "2", "--retry-max-new-tokens", "2", "--device", "cpu",
+            "--on-failure", "outcome_only"]
+    assert main(base + ["--out", str(tmp_path / "a.jsonl")]) == 0
+    assert len(prompts) == 2 and all(p.endswith("<|im_start|>assistant\n") for p in prompts)
+    prompts.clear()
+    assert main(base + ["--out", str(tmp_path / "b.jsonl"),
+                        "--chat-template-kwargs", '{"enable_thinking": false}']) == 0
+    assert len(prompts) == 2
+    assert all(p.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n") for p in prompts)
+
+
+def test_eval_rrm_sends_chat_template_kwargs_to_the_judge_server(tmp_path):
+    from reagent.cli import main
+    from reagent.jsonl import write_records
+    from tests.rrm.conftest import toy_judge_examples
+    from tests.scripted import ScriptedServer
+
+    data = tmp_path / "labelled.jsonl"
+    write_records(data, toy_judge_examples(1))
+    with ScriptedServer(lambda body: format_judgment("fine", "- none", 0.8)) as srv:
+        base = ["eval-rrm", "--base-url", srv.url, "--data", str(data), "--timeout", "10"]
+        assert main(base) == 0
+        assert all("chat_template_kwargs" not in r for r in srv.requests)
+        n = len(srv.requests)
+        assert main(base + ["--chat-template-kwargs", '{"enable_thinking": false}']) == 0
+        assert n > 0 and len(srv.requests) == 2 * n
+        assert all(r["chat_template_kwargs"] == {"enable_thinking": False}
+                   for r in srv.requests[n:])
+    assert main(base + ["--chat-template-kwargs", "enable_thinking"]) == 2  # not a mapping

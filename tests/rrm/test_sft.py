@@ -28,6 +28,51 @@ def test_loss_mask_covers_exactly_the_verdict(judge_model_dir):
     assert encode_examples(tok, [ex], max_seq_len=10, max_chars=24000) == ([], 1)
 
 
+def test_train_rrm_encodes_with_chat_template_kwargs(family_model_dir):
+    """Qwen3 with enable_thinking false: the prompt (masked out) ends with the empty think
+    block the template adds, exactly as the judge is prompted; the target is unchanged."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(family_model_dir("qwen3"))
+    [ex] = toy_judge_examples(1)[:1]
+    verdict = format_judgment(ex.analysis, ex.critique, ex.score) + "<|im_end|>"
+    prompts = []
+    for kwargs in (None, {"enable_thinking": False}):
+        [(ids, mask)], _ = encode_examples(tok, [ex], 8192, 24000, kwargs)
+        prompts.append(tok.decode([i for i, m in zip(ids, mask) if not m]))
+        assert tok.decode([i for i, m in zip(ids, mask) if m]) == verdict
+    assert prompts[0].endswith("<|im_start|>assistant\n")
+    assert prompts[1] == prompts[0] + "<think>\n\n</think>\n\n"
+
+
+def test_train_rrm_hands_chat_template_kwargs_to_encoding_and_eval_judge(judge_model_dir, tmp_path,
+                                                                         monkeypatch):
+    import rrm.judge
+    import rrm.sft
+
+    seen = {"encode": [], "judge": []}
+    real_encode, real_judge = rrm.sft.encode_examples, rrm.judge.LocalJudge.__init__
+
+    def encode(*args, **kwargs):
+        seen["encode"].append(args[4] if len(args) > 4 else kwargs.get("template_kwargs"))
+        return real_encode(*args, **kwargs)
+
+    def judge_init(self, *args, **kwargs):
+        real_judge(self, *args, **kwargs)
+        seen["judge"].append(self.template_kwargs)
+
+    monkeypatch.setattr(rrm.sft, "encode_examples", encode)
+    monkeypatch.setattr(rrm.judge.LocalJudge, "__init__", judge_init)
+    data = tmp_path / "judge.jsonl"
+    write_records(data, toy_judge_examples(4, seed=3))
+    kwargs = {"enable_thinking": False, "custom_flag": 1}
+    train(TrainRRMConfig(data=str(data), model=str(judge_model_dir), out=str(tmp_path / "run"),
+                         val_fraction=0.25, epochs=1, batch_size=4, grad_accum=1,
+                         eval_before=False, eval_max_examples=1, eval_max_new_tokens=4,
+                         chat_template_kwargs=kwargs, report_to=[]))
+    assert seen["encode"] == [kwargs, kwargs] and seen["judge"] == [kwargs]
+
+
 def test_masked_loss_hand_checked():
     # Two positions predict label 1; uniform logits over 4 classes -> loss ln 4 each.
     logits = torch.zeros(1, 4, 4)
@@ -64,6 +109,8 @@ def test_config_errors_name_the_field():
         TrainRRMConfig(model="m", out="o")
     with pytest.raises(ValueError, match="val_fraction=1.5"):
         TrainRRMConfig(data="d", model="m", out="o", val_fraction=1.5)
+    with pytest.raises(ValueError, match=r"TrainRRMConfig.chat_template_kwargs='enable_thinking=0'"):
+        TrainRRMConfig(data="d", model="m", out="o", chat_template_kwargs="enable_thinking=0")
 
 
 @pytest.mark.slow

@@ -59,6 +59,30 @@ def test_split_by_group_keeps_groups_apart():
     assert split_by_group(items, lambda x: x[0], 0.2, seed=1) == (train, val)
     with pytest.raises(ValueError, match="fraction"):
         split_by_group(items, lambda x: x[0], 1.0, seed=0)
+    assert split_by_group(items, lambda x: x[0], 0.0, seed=1) == (items, [])
+    train, val = split_by_group(items[:6], lambda x: x[0], 0.9, seed=0)  # 2 groups
+    assert len(train) == 3 and len(val) == 3  # one group always stays in train
+
+
+def test_split_by_group_links_groups_through_a_second_key():
+    # (task, question): t1-t2 share q1, t2-t3 share q2 -> one component {t1, t2, t3};
+    # t4..t9 stand alone. Neither key may straddle, whatever the seed.
+    items = [("t1", "q1"), ("t2", "q1"), ("t2", "q2"), ("t3", "q2")] + \
+        [(f"t{i}", f"q{i}") for i in range(4, 10) for _ in range(2)]
+    chained_in_val = 0
+    for seed in range(20):
+        train, val = split_by_group(items, lambda x: x[0], 0.3, seed, linked=lambda x: x[1])
+        assert len(train) + len(val) == len(items)
+        for key in (0, 1):
+            assert {x[key] for x in train}.isdisjoint({x[key] for x in val}), (seed, key)
+        assert len({x[0] for x in val if x[0] in ("t1", "t2", "t3")}) in (0, 3)
+        chained_in_val += any(x[0] == "t1" for x in val)
+        # 7 components, round(0.3 * 7) = 2 of them in validation
+        assert len({x[0] for x in val} - {"t2", "t3"}) == 2
+    assert 0 < chained_in_val < 20  # the seed moves the chained component between sides
+    # without the link, t1 and t3 are separate groups and can be split apart
+    apart = [split_by_group(items, lambda x: x[0], 0.3, s)[1] for s in range(20)]
+    assert any(({"t1", "t3"} & {x[0] for x in v}) in ({"t1"}, {"t3"}) for v in apart)
 
 
 def test_checkpoint_round_trip_and_keep_last(tiny_model_dir, tiny_tokenizer, tmp_path):

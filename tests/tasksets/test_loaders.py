@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eval import loaders
-from eval.loaders import BENCHMARKS, build_qa_corpus, load_benchmark, load_passages
+from reagent.tasksets import loaders
+from reagent.tasksets.loaders import BENCHMARKS, build_qa_corpus, load_benchmark, load_passages
 from eval.metrics import CHECKERS
 from reagent.jsonl import RecordError
 from reagent.records import Task
@@ -211,7 +211,7 @@ def test_gaia_attachments_resolve_against_files_dir(tmp_path):
 
 
 def test_shipped_copies_are_exactly_the_allowed_files():
-    data = REPO_ROOT / "eval" / "data"
+    data = REPO_ROOT / "reagent" / "tasksets" / "data"
     files = {str(p.relative_to(data)) for p in data.rglob("*") if p.is_file()}
     assert files == set(SHIPPED_SHA256) | {"PROVENANCE.md"}  # never GAIA, HLE or xbench
     for rel, digest in SHIPPED_SHA256.items():

@@ -10,7 +10,7 @@ the project sees only Tasks:
   keeps the original.
 * ``answer`` is a string, or a list of alias strings when the source gives several.
 * ``tools`` are those the benchmark needs; ``meta["checker"]`` names the answer
-  checker (see ``eval.metrics``).
+  checker (a name ``eval.metrics`` knows; this module only records it).
 * every source field a loader does not turn into one of the above is kept in
   ``meta`` under its own name; multi-hop QA paragraphs become
   ``meta["contexts"] = [{"title", "text"}]`` (and ``meta["supporting_contexts"]``,
@@ -22,7 +22,7 @@ file, line (physical line for JSONL and CSV, record index + 1 for a JSON array) 
 field, so a broken file is fixed, not silently shortened.
 
 Where the data comes from: :func:`load_benchmark` looks in ``data_root`` when given;
-otherwise in ``eval/data/`` (the copies shipped in the repo: GSM8K, MATH-500, AIME,
+otherwise in ``reagent/tasksets/data/`` (the copies shipped in the repo: GSM8K, MATH-500, AIME,
 whose MIT licences allow it) and then in ``../shared/benchmarks`` beside the repo.
 GAIA, HLE and xbench are never copied into the repo (their terms forbid resharing);
 xbench is decrypted in memory only and its plaintext is never written anywhere.
@@ -58,9 +58,8 @@ from reagent.rewards.math import gsm8k_reference
 
 logger = logging.getLogger(__name__)
 
-EVAL_DIR = Path(__file__).resolve().parent
-REPO_ROOT = EVAL_DIR.parent
-SHIPPED_ROOT = EVAL_DIR / "data"
+SHIPPED_ROOT = Path(__file__).resolve().parent / "data"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_ROOT = REPO_ROOT.parent / "shared" / "benchmarks"
 
 MATH_TOOLS = ("python",)
@@ -241,7 +240,7 @@ class BenchmarkSpec:
     checker: str  # "math" | "short_answer" | "gaia" | "llm_judge"
     licence: str
     records: int | None = None  # count in the default file(s), from PROVENANCE.md
-    shipped: bool = False  # a copy lives in eval/data/
+    shipped: bool = False  # a copy lives in reagent/tasksets/data/
     options: dict = field(default_factory=dict)  # default keyword options for the loader
     note: str = ""
 
@@ -617,7 +616,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {s.name: s for s in [
 def _resolve(
     rel: str, data_root: str | os.PathLike | None, shipped: bool, name: str, note: str = ""
 ) -> Path:
-    """The first existing copy of ``rel``: in ``data_root`` if given, else eval/data, shared."""
+    """The first existing copy of ``rel``: in ``data_root`` if given, else the shipped copies, shared."""
     if data_root is not None:
         roots = [Path(data_root)]
     else:
@@ -642,7 +641,7 @@ def load_benchmark(
     Args:
         path: a file to read instead of the default one(s) (same format).
         data_root: a folder laid out like ``../shared/benchmarks`` to look in instead of
-            ``eval/data`` and ``../shared/benchmarks``.
+            ``reagent/tasksets/data`` and ``../shared/benchmarks``.
         limit: keep only the first ``limit`` records.
         options: loader options, e.g. ``files_dir=`` for GAIA attachments.
     """
