@@ -5,9 +5,10 @@ ends where an uninterrupted run ends."""
 
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -37,17 +38,39 @@ def sft_policy(tmp_path_factory) -> Path:
     return root / "sft" / "final"
 
 
+def launch_cmd(stage: int, policy: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(ROOT / f"configs/accelerate/zero{stage}.yaml"), "--num_processes", "2",
+            "--mixed_precision", "no", "-m", "reagent", "train", "--config", str(ROOT / "configs/toy_grpo.yaml"),
+            f"model={policy}", f"output_dir={out}", "prompts_per_step=1", "group_size=4", "max_turns=3",
+            "max_tokens=96", "max_new_tokens=48", "micro_batch_size=2", "keep_degenerate_groups=false",
+            "truncated=penalise", "truncation_penalty=-1", "lr=1e-3", "device=cpu", "save_rollouts=true", *extra]
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def launch(stage: int, policy: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(ROOT / f"configs/accelerate/zero{stage}.yaml"), "--num_processes", "2",
-           "--mixed_precision", "no", "-m", "reagent", "train", "--config", str(ROOT / "configs/toy_grpo.yaml"),
-           f"model={policy}", f"output_dir={out}", "prompts_per_step=1", "group_size=4", "max_turns=3",
-           "max_tokens=96", "max_new_tokens=48", "micro_batch_size=2", "keep_degenerate_groups=false",
-           "truncated=penalise", "truncation_penalty=-1", "lr=1e-3", "device=cpu", "save_rollouts=true", *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env, check=False)
+    proc = subprocess.run(launch_cmd(stage, policy, out, *extra), capture_output=True, text=True, timeout=600,
+                          cwd=ROOT, env=ENV, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
+
+
+def launch_and_kill(stage: int, policy: Path, out: Path, *extra: str, after_step: int) -> None:
+    """Start the run and SIGKILL its whole process group (launcher and both ranks) as soon
+    as the checkpoint of ``after_step`` is complete, while later steps are running."""
+    marker = out / "checkpoints" / f"step-{after_step:06d}" / "COMPLETE"
+    proc = subprocess.Popen(launch_cmd(stage, policy, out, *extra), cwd=ROOT, env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    finished_first = proc.poll() is not None
+    os.killpg(proc.pid, signal.SIGKILL)
+    err = proc.communicate(timeout=60)[1]
+    assert not finished_first, f"the run ended before the kill (rc {proc.returncode}): {err[-3000:]}"
+    assert marker.exists(), f"no step-{after_step} checkpoint within 600 s"
 
 
 def mixed_groups(out: Path) -> dict[int, dict[int, int]]:
@@ -101,14 +124,10 @@ def test_kill_after_step_2_and_resume_matches_the_uninterrupted_run(stage, sft_p
     launch(stage, sft_policy, full, *args)
     if stage == 3:
         check_zero3_run(full, sft_policy)
-    # what a kill during step 4 leaves: the step-2 checkpoint complete, step 3 logged,
-    # a half-written step-4 checkpoint
+    # a real kill: the whole process group gets SIGKILL once the step-2 checkpoint is complete
     killed = tmp_path / "killed"
-    shutil.copytree(full, killed)
-    shutil.rmtree(killed / "checkpoints" / "step-000004")
-    (killed / "checkpoints" / "step-000004.tmp").mkdir()
-    lines = (killed / "metrics.jsonl").read_text().splitlines()[:3]
-    (killed / "metrics.jsonl").write_text("".join(x + "\n" for x in lines))
+    launch_and_kill(stage, sft_policy, killed, *args, after_step=2)
+    assert not (killed / "checkpoints" / "step-000004" / "COMPLETE").exists()  # killed mid-run
     launch(stage, sft_policy, killed, *args, "resume=true")
     assert [r["step"] for r in metrics(killed)] == [1, 2, 3, 4]  # each step logged once
     for a, b in zip(metrics(full), metrics(killed)):
