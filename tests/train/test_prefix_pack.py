@@ -114,3 +114,36 @@ def test_clusters_and_micro_batches_cover_every_trajectory_once():
     packed = pack(trajs, [[0, 2, 3]], 0, 24)
     assert packed.input_ids.shape == (1, 37)
     assert packed.position_ids[0, 11 + 9].item() == 11  # the second response restarts after the prompt
+
+
+def test_trainer_update_is_the_same_step_with_and_without_sharing(tmp_path, tiny_model_dir):
+    """The trainer's packed update (groups of 4 multi-turn episodes, micro-batches of 3) takes
+    the same SGD step as its padded-row update, over fewer token positions."""
+    import shutil
+
+    from reagent.agent import EpisodeSpec
+    from reagent.envs.base import initial_messages
+    from reagent.train.config import TrainConfig
+    from reagent.train.trainer import GRPOTrainer
+    from tests.scripted import ScriptedBackend
+    from tests.test_agent import solver
+
+    steps, tokens = [], []
+    for share in (False, True):
+        policy = shutil.copytree(tiny_model_dir, tmp_path / f"policy{share}")
+        trainer = GRPOTrainer(TrainConfig(model=str(policy), output_dir=str(tmp_path / f"run{share}"),
+                                          prompts_per_step=2, group_size=4, max_turns=3, max_tokens=96,
+                                          max_new_tokens=32, micro_batch_size=3, train_tasks=8, device="cpu",
+                                          max_grad_norm=1e9, share_prompt=share))
+        trainer.loop.backend = ScriptedBackend(trainer.tokenizer, solver)
+        trajs = trainer.rollout([EpisodeSpec(task=t, messages=initial_messages(trainer.env, t), id=f"{t.id}#{k}")
+                                 for t in trainer.next_prompts() for k in range(4)])
+        trainer.optimizer = torch.optim.SGD(trainer.model.parameters(), lr=0.5)
+        before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        stats = trainer.update(trajs, torch.linspace(-1.0, 1.0, len(trajs)))
+        steps.append({n: before[n] - p.detach() for n, p in trainer.model.named_parameters()})
+        tokens.append(stats["actor/padded_tokens"])
+    assert tokens[1] < tokens[0]
+    for name, delta in steps[0].items():
+        assert delta.abs().sum() > 0 or "bias" in name
+        torch.testing.assert_close(steps[1][name], delta, rtol=RTOL, atol=ATOL, msg=name)
