@@ -350,7 +350,7 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
             rows = [rows[b] for b in keep]
         step += 1
         if width + step > full_mask.shape[1]:  # only under sync_ranks: finished rows keep stepping
-            full_mask = torch.cat([full_mask, full_mask.new_ones((full_mask.shape[0], steps))], dim=-1)
+            full_mask = torch.cat([full_mask, full_mask.new_ones((full_mask.shape[0], max(steps, 64)))], dim=-1)
         out = model(input_ids=tokens[:, None], attention_mask=full_mask[:, :width + step], position_ids=next_pos,
                     past_key_values=cache, use_cache=True)
         logits = out.logits[:, -1, :]

@@ -301,3 +301,24 @@ def test_reserved_cache_layers_equal_concatenation():
     plain.crop(-2)
     reserved.crop(-2)
     assert torch.equal(plain.layers[0].keys, reserved.layers[0].keys)
+
+
+def test_sync_ranks_keeps_stepping_past_every_limit(hf_backend, prompts, monkeypatch, tmp_path):
+    """Under ZeRO-3 a rank whose rows are done keeps running forwards until every rank is:
+    here another rank is 'busy' for 80 forwards, past the 3-token limit, the reserved mask
+    and KV buffers; the tokens equal the unsynchronised call's."""
+    import torch.distributed as dist
+
+    from reagent.generation import hf
+
+    params = SamplingParams(max_new_tokens=3, temperature=0.0)
+    plain = generate_tokens(hf_backend.model, hf_backend.tokenizer, prompts[:2], params)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    try:
+        calls = []
+        monkeypatch.setattr(hf, "_dist_all_done", lambda done, device: calls.append(done) or len(calls) >= 80)
+        synced = generate_tokens(hf_backend.model, hf_backend.tokenizer, prompts[:2], params, sync_ranks=True)
+    finally:
+        dist.destroy_process_group()
+    assert len(calls) == 80 and all(calls[2:])
+    assert [g.token_ids for g in synced] == [g.token_ids for g in plain]
