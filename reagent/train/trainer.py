@@ -25,8 +25,10 @@ One step reads like the algorithm:
 6. **step**: mu optimizer steps per batch (AdamW, clip 1.0, warm-up + constant/cosine).
    At mu = 1 the "old" log-probs are the current ones detached (ratio 1; TRL and verl
    skip that forward too); only mu > 1 recomputes them before the first step. Logits are
-   computed at loss positions only, over length-bucketed micro-batches
-   (:mod:`reagent.train.logprobs`); the update's peak memory is logged (``memory/``).
+   computed at loss positions only (:mod:`reagent.train.logprobs`); with ``share_prompt``
+   each group's prompt runs once, its responses packed behind it with a block attention
+   mask (:mod:`reagent.train.prefix_pack`), else micro-batches are length-bucketed padded
+   rows; the update's peak memory is logged (``memory/``).
 
 Runs single-process by default and under ``accelerate launch`` (DDP or DeepSpeed
 ZeRO-2/3) for many processes; each process rolls out its own shard of prompts.
