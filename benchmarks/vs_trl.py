@@ -21,8 +21,11 @@ and not counted. Printed per side: the median over the counted steps of the step
 generation (reagent ``timing_s/rollout``: generation plus the outcome check; TRL its
 ``_generate_and_score_completions``: the same plus advantages) and the update (reagent
 ``timing_s/update``; TRL the step minus generation), generated tokens per step, and the
-ratio reagent / TRL. Times depend on the machine's load: run it on a quiet machine and
-report ``uptime`` with the figures (it prints the load average before and after).
+ratio reagent / TRL, each on two clocks: wall time and this process's CPU time (``cpu_*``).
+Wall times depend on the machine's load: run it on a quiet machine and report ``uptime``
+with the figures (it prints the load average before, after and at each round). On a
+shared machine the CPU times are the steadier measure of the work each side does (both
+sides run in one thread with ``--threads 1``).
 """
 
 from __future__ import annotations
@@ -67,13 +70,18 @@ def reagent_round(model_dir: Path, data: Path, steps: int) -> list[dict]:
                          temperature=1.0, kl_coef=0.0, lr=LR, micro_batch_size=PROMPTS * GROUP,
                          keep_degenerate_groups=True, device="cpu", max_steps=steps)
     trainer = GRPOTrainer(config)
+    phase: dict[str, tuple[float, float]] = {}
+    for name in ("rollout", "update"):
+        setattr(trainer, name, _timed(getattr(trainer, name), phase, name))
     rows = []
     for _ in range(steps):
-        start = time.perf_counter()
+        phase.clear()
+        start = _now()
         m = trainer.train_step()
-        step = time.perf_counter() - start
+        step = _since(start)
         trainer.step += 1
-        rows.append({"step": step, "generation": m["timing_s/rollout"], "update": m["timing_s/update"],
+        rows.append({"step": step[0], "generation": phase["rollout"][0], "update": phase["update"][0],
+                     "cpu_step": step[1], "cpu_generation": phase["rollout"][1], "cpu_update": phase["update"][1],
                      "tokens": m["response/length_mean"] * PROMPTS * GROUP})
     return rows[1:]
 
@@ -107,10 +115,10 @@ def trl_round(model_dir: Path, data: Path, steps: int) -> list[dict]:
 
     class Timer(TrainerCallback):
         def on_step_begin(self, *a, **k):
-            timings.append({"start": time.perf_counter(), "generation": 0.0})
+            timings.append({"start": _now(), "phases": {}})
 
         def on_step_end(self, *a, **k):
-            timings[-1]["step"] = time.perf_counter() - timings[-1]["start"]
+            timings[-1]["step"] = _since(timings[-1]["start"])
 
         def on_log(self, _args, _state, _control, logs=None, **k):
             if logs and "completions/mean_length" in logs and timings:
@@ -119,21 +127,45 @@ def trl_round(model_dir: Path, data: Path, steps: int) -> list[dict]:
     trainer = GRPOTrainer(model=model, reward_funcs=outcome, args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[Timer()])
     generate = trainer._generate_and_score_completions
-
-    def timed_generate(*a, **k):
-        start = time.perf_counter()
-        out = generate(*a, **k)
-        timings[-1]["generation"] += time.perf_counter() - start
-        return out
-
-    trainer._generate_and_score_completions = timed_generate
+    trainer._generate_and_score_completions = lambda *a, **k: _timed(generate, timings[-1]["phases"],
+                                                                     "generation")(*a, **k)
     trainer.train()
-    return [{"step": t["step"], "generation": t["generation"], "update": t["step"] - t["generation"],
-             "tokens": t.get("tokens", float("nan"))} for t in timings][1:]
+    rows = []
+    for t in timings:
+        gen = t["phases"].get("generation", (0.0, 0.0))
+        rows.append({"step": t["step"][0], "generation": gen[0], "update": t["step"][0] - gen[0],
+                     "cpu_step": t["step"][1], "cpu_generation": gen[1], "cpu_update": t["step"][1] - gen[1],
+                     "tokens": t.get("tokens", float("nan"))})
+    return rows[1:]
+
+
+def _now() -> tuple[float, float]:
+    """(wall, CPU) clocks. CPU time is this process's (all its threads): on a shared machine
+    it barely moves with other jobs' load, where wall time is mostly waiting for a core."""
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float]) -> tuple[float, float]:
+    now = _now()
+    return now[0] - start[0], now[1] - start[1]
+
+
+def _timed(fn, into: dict, name: str):
+    """``fn`` adding its (wall, CPU) seconds to ``into[name]``."""
+    def wrapper(*a, **k):
+        start = _now()
+        try:
+            return fn(*a, **k)
+        finally:
+            spent = _since(start)
+            before = into.get(name, (0.0, 0.0))
+            into[name] = (before[0] + spent[0], before[1] + spent[1])
+    return wrapper
 
 
 def summary(rows: list[dict]) -> dict:
-    return {k: statistics.median(r[k] for r in rows) for k in ("step", "generation", "update", "tokens")}
+    keys = ("step", "generation", "update", "cpu_step", "cpu_generation", "cpu_update", "tokens")
+    return {k: statistics.median(r[k] for r in rows) for k in keys}
 
 
 def main() -> None:
@@ -166,14 +198,15 @@ def main() -> None:
             results[side] += rows
             s = summary(rows)
             print(f"round {r + 1} {side:<8} step {s['step']:.2f} s  generation {s['generation']:.2f} s  "
-                  f"update {s['update']:.2f} s  tokens {s['tokens']:.0f}", flush=True)
+                  f"update {s['update']:.2f} s  (CPU {s['cpu_step']:.2f} / {s['cpu_generation']:.2f} / "
+                  f"{s['cpu_update']:.2f} s)  tokens {s['tokens']:.0f}  load {os.getloadavg()[0]:.1f}", flush=True)
     print(f"load after: {os.getloadavg()}")
     ours, theirs = summary(results["reagent"]), summary(results["trl"])
     print(f"\nmedian of {len(results['reagent'])} steps per side ({args.rounds} rounds x {args.steps - 1})")
-    print(f"{'':<12}{'reagent':>10}{'TRL':>10}{'ratio':>8}")
-    for k in ("step", "generation", "update"):
-        print(f"{k:<12}{ours[k]:>9.2f}s{theirs[k]:>9.2f}s{ours[k] / theirs[k]:>8.2f}")
-    print(f"{'tokens/step':<12}{ours['tokens']:>10.0f}{theirs['tokens']:>10.0f}")
+    print(f"{'':<15}{'reagent':>10}{'TRL':>10}{'ratio':>8}")
+    for k in ("step", "generation", "update", "cpu_step", "cpu_generation", "cpu_update"):
+        print(f"{k:<15}{ours[k]:>9.2f}s{theirs[k]:>9.2f}s{ours[k] / theirs[k]:>8.2f}")
+    print(f"{'tokens/step':<15}{ours['tokens']:>10.0f}{theirs['tokens']:>10.0f}")
 
 
 if __name__ == "__main__":

@@ -10,20 +10,26 @@ Why a hand-written decode loop instead of ``model.generate``:
   model, where each row stopped and why; with ``generate`` that means
   ``output_logits`` (all ``(B, V)`` logits kept for every step) plus re-deriving
   stop positions from padded output.
-* **Useful tokens, not raw speed.** The loop does one forward, one sample and one
-  ``.tolist()`` a step, and drops finished rows from the batch and KV cache, so a long
-  tail of one or two unfinished rows does not cost a full batch per step. At equal work
-  ``model.generate`` is *not* slower on today's transformers (issue 20: 14.2k vs 14.0k
-  tok/s at batch 64, ``micro`` model, transformers 5.24); the loop's 1.8x advantage in
-  useful tokens comes only from dropping finished rows. (Older transformers measured
-  0.8k/1.7k tok/s for ``generate`` at batch 1/64 against 1.1k/9.3k here.)
+* **Less work per token** (issue 20). The loop does one forward, one batched sample and
+  one ``.tolist()`` a step, and drops finished rows from the batch and KV cache, so a
+  long tail of one or two unfinished rows does not cost a full batch per step.
+  Identical prompts in a micro-batch (a GRPO group) are prefilled once and their cache
+  rows copied. The KV cache lives in buffers reserved for the whole call
+  (:func:`_reserve`): transformers' dynamic cache ``torch.cat``-s every layer's whole
+  cache at every step, which was most of the decode time at batch 64 (64 x 64 tokens
+  after a ~105-token prompt: 5.3 s -> 1.8 s on one CPU thread). Sampling is one inverse-
+  CDF call for the batch (:func:`sample_with_uniforms`) with each row's uniforms drawn
+  from the row's own generator 64 steps at a time, instead of one ``multinomial`` call
+  per row per step. At equal work ``model.generate`` was *not* slower than the earlier
+  version of this loop (14.2k vs 14.0k tok/s at batch 64, ``micro`` model, transformers
+  5.24); it has neither the prompt dedup nor the reserved cache.
 * **Shared prefixes.** With ``prefix_cache`` the prompts' common start (a judge's system
   prompt) is prefilled once and its KV cache copied into each micro-batch.
 * **Stable across transformers versions** (4.45 to 5.x): it uses only ``forward``
   with ``attention_mask``/``position_ids``/``past_key_values`` and
   ``Cache.batch_select_indices``.
 
-The price is that beam search, speculative decoding, static-cache compilation and
+The price is that beam search, speculative decoding, compiled static caches and
 model-specific ``prepare_inputs_for_generation`` hooks are not used: this is for
 decoder-only text models, which is what the policy and judges are. Models that need
 more should go through vLLM.
@@ -60,6 +66,11 @@ from typing import Any
 import torch
 
 from reagent.generation.base import Generation, SamplingParams, TokenBackend
+
+try:  # transformers >= 4.56: a cache is a list of layer objects (see _reserve)
+    from transformers.cache_utils import DynamicLayer as _DynamicLayer
+except ImportError:
+    _DynamicLayer = None
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -109,10 +120,28 @@ def sample_next(logits: torch.Tensor, params: SamplingParams,
     """One token per row from float32 logits ``(B, V)`` -> ``(B,)``.
 
     ``generator`` is one stream for the batch, or a list with one stream per row (the
-    rows' draws then do not depend on each other).
+    rows' draws then do not depend on each other). One uniform per row, see
+    :func:`sample_with_uniforms`.
+    """
+    if params.temperature <= 0:
+        return logits.argmax(dim=-1)
+    if isinstance(generator, list):
+        u = torch.cat([torch.rand(1, generator=g, device=logits.device) for g in generator])
+    else:
+        u = torch.rand(logits.shape[0], generator=generator, device=logits.device)
+    return sample_with_uniforms(logits, params, u)
 
-    Order as in vLLM and transformers: temperature, then top-k, then top-p (keep the
-    smallest set of tokens whose probability reaches ``top_p``, always at least one).
+
+def sample_with_uniforms(logits: torch.Tensor, params: SamplingParams, u: torch.Tensor) -> torch.Tensor:
+    """One token per row by inverse CDF: row b takes the first token whose cumulative
+    probability exceeds ``u[b]`` (uniform in [0, 1)). (B, V), (B,) -> (B,).
+
+    The whole batch samples in one call while each row's draw depends only on its own
+    uniform (the decode loop draws a row's uniforms from the row's own generator), so a
+    row's tokens do not depend on which rows share its batch. A token of probability 0
+    (cut by top-k/top-p) is never taken. Order as in vLLM and transformers: temperature,
+    then top-k, then top-p (keep the smallest set of tokens whose probability reaches
+    ``top_p``, always at least one); each filter runs only when set.
     """
     if params.temperature <= 0:
         return logits.argmax(dim=-1)
@@ -128,11 +157,36 @@ def sample_next(logits: torch.Tensor, params: SamplingParams,
         before = probs.cumsum(dim=-1) - probs
         sorted_logits = sorted_logits.masked_fill(before >= params.top_p, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    probs = logits.softmax(dim=-1)
-    if isinstance(generator, list):
-        return torch.cat([torch.multinomial(probs[b:b + 1], 1, generator=g)
-                          for b, g in enumerate(generator)]).squeeze(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # float64 sums: no token's share of [0, 1) is lost to rounding, even with a large vocabulary
+    cdf = logits.softmax(dim=-1).double().cumsum(dim=-1)
+    picked = torch.searchsorted(cdf, (u.double() * cdf[:, -1])[:, None], right=True).squeeze(-1)
+    return picked.clamp_(max=vocab - 1)
+
+
+class _Uniforms:
+    """The uniforms of the sampling steps of one micro-batch, ``block`` steps at a time.
+
+    Row ``i``'s uniforms come from ``generator[i]`` alone (per-row streams), in order, so
+    they are the same whatever else is in the batch; with one shared generator the
+    batch's rows draw from it together. Drawing a block of steps at once replaces a
+    sampling call per row per step with one call per row per ``block`` steps.
+    """
+
+    def __init__(self, generator: torch.Generator | list[torch.Generator], n: int, device: torch.device,
+                 block: int = 64):
+        self.generator, self.n, self.device, self.block = generator, n, device, block
+        self.table = torch.empty(0)
+
+    def at(self, step: int, rows: list[int]) -> torch.Tensor:
+        """The uniforms of step ``step`` for the original rows ``rows`` -> (len(rows),)."""
+        if step % self.block == 0:
+            if isinstance(self.generator, list):
+                self.table = torch.stack([torch.rand(self.block, generator=g, device=self.device)
+                                          for g in self.generator])
+            else:
+                self.table = torch.rand((self.n, self.block), generator=self.generator, device=self.device)
+        col = self.table[:, step % self.block]
+        return col if len(rows) == self.n else col[torch.tensor(rows, device=self.device)]
 
 
 def _make_generator(seed: int | None, device: torch.device) -> torch.Generator:
@@ -220,34 +274,45 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
     no-cache path sees.
     """
     n = len(prompts)
-    width = max(len(p) for p in prompts)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, p in enumerate(prompts):
+    # identical prompts (a GRPO group) are prefilled once; their cache rows are then copied
+    unique: dict[tuple[int, ...], int] = {}
+    first = [unique.setdefault(tuple(p), len(unique)) for p in prompts]
+    distinct = list(unique)
+    width = max(len(p) for p in distinct)
+    steps = max(limits)
+    # the mask for every step, preallocated: step k reads its first `prompt + k + 1` columns
+    plen = prefix[1] if prefix is not None else 0
+    full_mask = torch.zeros((len(distinct), plen + width + steps), dtype=torch.long)
+    full_mask[:, :plen + width] = 1
+    ids = torch.full((len(distinct), width), pad_id, dtype=torch.long)
+    for i, p in enumerate(distinct):
         ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-        mask[i, width - len(p):] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    past = None
-    if prefix is not None:
-        past, plen = _expand_prefix(prefix[0], n), prefix[1]
-        positions = positions + plen
-        mask = torch.cat([mask.new_ones((n, plen)), mask], dim=-1)
+        full_mask[i, plen:plen + width - len(p)] = 0
+    full_mask[:, plen + width:] = 1
+    ids, full_mask = ids.to(device), full_mask.to(device)
+    positions = (full_mask[:, plen:plen + width].cumsum(-1) - 1).clamp(min=0) + plen
+    past = _expand_prefix(prefix[0], len(distinct)) if prefix is not None else None
+    extra = {"logits_to_keep": 1} if keep_logits_kw else {}
+    out = model(input_ids=ids, attention_mask=full_mask[:, :plen + width], position_ids=positions,
+                use_cache=True, past_key_values=past, **extra)
+    cache, logits = _reserve(out.past_key_values, plen + width + steps), out.logits[:, -1, :]
+    if len(distinct) < n:
+        copies = torch.tensor(first, device=device)
+        cache.batch_select_indices(copies)
+        logits, full_mask, positions = logits[copies], full_mask[copies], positions[copies]
+    width = plen + width
 
     outs: list[list[int]] = [[] for _ in range(n)]
     logps: list[list[float]] | None = [[] for _ in range(n)] if params.logprobs else None
     reasons: list[str | None] = [None] * n
     rows = list(range(n))  # batch position -> original index, for rows still in the batch
-    extra = {"logits_to_keep": 1} if keep_logits_kw else {}
-
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                past_key_values=past, **extra)
-    cache = out.past_key_values
+    uniforms = _Uniforms(generator, n, device) if params.temperature > 0 else None
     next_pos = positions[:, -1:] + 1
+    step = 0
     while True:
-        logits = out.logits[:, -1, :].float()
-        tokens = sample_next(logits, params, [generator[r] for r in rows]
-                             if isinstance(generator, list) else generator)
+        logits = logits.float()
+        tokens = (logits.argmax(dim=-1) if uniforms is None
+                  else sample_with_uniforms(logits, params, uniforms.at(step, rows)))
         tok_list = tokens.tolist()
         if logps is not None:
             lp = torch.log_softmax(logits, dim=-1).gather(-1, tokens[:, None]).squeeze(-1).tolist()
@@ -281,14 +346,81 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
             # so only when it removes a quarter of the batch or more)
             index = torch.tensor(keep, device=device)
             cache.batch_select_indices(index)
-            mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
+            full_mask, next_pos, tokens = full_mask[index], next_pos[index], tokens[index]
             rows = [rows[b] for b in keep]
-        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos,
+        step += 1
+        if width + step > full_mask.shape[1]:  # only under sync_ranks: finished rows keep stepping
+            full_mask = torch.cat([full_mask, full_mask.new_ones((full_mask.shape[0], max(steps, 64)))], dim=-1)
+        out = model(input_ids=tokens[:, None], attention_mask=full_mask[:, :width + step], position_ids=next_pos,
                     past_key_values=cache, use_cache=True)
+        logits = out.logits[:, -1, :]
         next_pos = next_pos + 1
     return [(outs[r], reasons[r] or "length", logps[r] if logps is not None else None)
             for r in range(n)]
+
+
+def _reserve(cache: Any, capacity: int) -> Any:
+    """Give each plain dynamic layer of ``cache`` key/value buffers of ``capacity`` positions.
+
+    transformers' ``DynamicLayer`` appends a decode step's key and value with
+    ``torch.cat``, copying the whole cache of every layer at every step: on the
+    issue-20 benchmark (batch 64, ~170 positions) that copying was most of the decode
+    loop's time (5.3 s -> 1.8 s for 64 x 64 tokens without it). A :class:`_ReservedLayer`
+    writes the step into its buffer in place and hands attention a view. Layers of other
+    kinds (sliding window, ...) and caches of transformers versions without per-layer
+    objects are left as they are.
+    """
+    layers = getattr(cache, "layers", None)
+    if _DynamicLayer is None or layers is None:
+        return cache
+    for i, layer in enumerate(layers):
+        if type(layer) is _DynamicLayer and layer.is_initialized and layer.keys.dim() == 4:
+            reserved = object.__new__(_ReservedLayer)
+            reserved.__dict__.update(layer.__dict__)
+            reserved.adopt(capacity)
+            layers[i] = reserved
+    return cache
+
+
+class _ReservedLayer(_DynamicLayer or object):  # type: ignore[misc]
+    """A dynamic cache layer whose keys/values live in buffers reserved up front; the
+    decode loop's row dropping (``batch_select_indices``) selects from the buffers."""
+
+    def adopt(self, capacity: int) -> None:
+        k, v = self.keys, self.values
+        self._n = k.shape[-2]
+        self._k = k.new_empty((*k.shape[:2], max(capacity, self._n), k.shape[3]))
+        self._v = v.new_empty((*v.shape[:2], max(capacity, self._n), v.shape[3]))
+        self._k[:, :, :self._n], self._v[:, :, :self._n] = k, v
+        self._view()
+
+    def _view(self) -> None:
+        self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        m = key_states.shape[-2]
+        if self._n + m > self._k.shape[2]:  # past the reservation (sync_ranks): twice as large
+            self.adopt(2 * (self._n + m))
+        self._k[:, :, self._n:self._n + m] = key_states
+        self._v[:, :, self._n:self._n + m] = value_states
+        self._n += m
+        self._view()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._k, self._v = self._k[indices], self._v[indices]
+        self._view()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._k = self._k.repeat_interleave(repeats, dim=0)
+        self._v = self._v.repeat_interleave(repeats, dim=0)
+        self._view()
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError(f"crop({tokens_to_remove}): give the number of tokens to remove as a negative int")
+        self._n = max(self._n + tokens_to_remove, 0)
+        self._view()
 
 
 # Below this many shared tokens a separate prefill costs more than it saves.

@@ -131,14 +131,25 @@ def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: f
     ``entropy_grad=False`` computes the entropy under ``no_grad`` (a metric only, when
     its coefficient is 0: the full-vocabulary product is then never kept for backward).
     """
+    logp, entropy = target_logprobs(logits[:, :-1], input_ids[:, 1:], temperature, entropy_grad)
+    pad = torch.zeros_like(logp[:, :1])
+    return torch.cat([pad, logp], dim=1), torch.cat([pad, entropy], dim=1)
+
+
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
+                    entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of ``targets`` and entropy under ``softmax(logits / temperature)``.
+
+    logits: (..., V), targets: (...) -> two (...) tensors (no shifting: row k of the
+    logits predicts ``targets[k]``). See :func:`token_logprobs` for ``entropy_grad``.
+    """
     if temperature <= 0:
         raise ValueError(f"temperature={temperature}: log-probs need a temperature > 0")
-    logits = logits[:, :-1].float()
+    logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
         entropy = -(logp_all.exp() * logp_all).sum(-1)
-    pad = torch.zeros_like(logp[:, :1])
-    return torch.cat([pad, logp], dim=1), torch.cat([pad, entropy], dim=1)
+    return logp, entropy

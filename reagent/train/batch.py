@@ -26,6 +26,7 @@ import torch
 
 from reagent.records import Trajectory
 from reagent.train.algos import compute_advantages, degenerate_groups
+from reagent.train.prefix_pack import Packed
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Batch:
     old_logp: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
     trajectories: list[Trajectory] = field(default_factory=list)
+    # the same rows packed with their group's shared prompt run once (reagent.train.prefix_pack)
+    packed: Packed | None = None
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]

@@ -25,8 +25,10 @@ One step reads like the algorithm:
 6. **step**: mu optimizer steps per batch (AdamW, clip 1.0, warm-up + constant/cosine).
    At mu = 1 the "old" log-probs are the current ones detached (ratio 1; TRL and verl
    skip that forward too); only mu > 1 recomputes them before the first step. Logits are
-   computed at loss positions only, over length-bucketed micro-batches
-   (:mod:`reagent.train.logprobs`); the update's peak memory is logged (``memory/``).
+   computed at loss positions only (:mod:`reagent.train.logprobs`); with ``share_prompt``
+   each group's prompt runs once, its responses packed behind it with a block attention
+   mask (:mod:`reagent.train.prefix_pack`), else micro-batches are length-bucketed padded
+   rows; the update's peak memory is logged (``memory/``).
 
 Runs single-process by default and under ``accelerate launch`` (DDP or DeepSpeed
 ZeRO-2/3) for many processes; each process rolls out its own shard of prompts.
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import random
 import time
 from collections import Counter
@@ -60,6 +61,7 @@ from reagent.tokenization import pad_token_id
 from reagent.train.config import TrainConfig
 from reagent.train.logprobs import sequence_logprobs
 from reagent.train.memory import peak_memory, reset_peak_memory
+from reagent.train.prefix_pack import PACKABLE_ATTENTION, pack, packed_logprobs, packed_micro_batches
 from reagent.train.process_reward import prm_advantages
 from reagent.train.setup import build_env_and_tasks, build_judge, build_models, build_prm
 from rrm.metrics import pearson
@@ -271,18 +273,31 @@ class GRPOTrainer:
         only at the loss positions (:mod:`reagent.train.logprobs`); the entropy keeps its
         graph only when it is in the loss."""
         device = self.acc.device
+        if mb.packed is not None:
+            return packed_logprobs(model, mb.packed, mb.input_ids, mb.loss_mask, temperature=self.c.temperature,
+                                   entropy_grad=self.c.entropy_coef != 0)
         return sequence_logprobs(model, mb.input_ids.to(device), mb.attention_mask.to(device),
                                  mb.loss_mask.to(device), temperature=self.c.temperature,
                                  entropy_grad=self.c.entropy_coef != 0)
 
-    def _micro_batches(self, kept: list[Trajectory], adv: torch.Tensor, n: int) -> list[Batch]:
-        """``n`` micro-batches: this rank's, length-bucketed and each padded to its own
-        longest row, then zero-weight padding (all-masked rows) so every rank runs the same
-        number of forwards and backwards (ZeRO-3, DDP)."""
+    def _own_micro_batches(self, kept: list[Trajectory], adv: torch.Tensor) -> list[Batch]:
+        """This rank's micro-batches: with ``share_prompt`` (and an attention kernel that takes
+        a 4D mask) each group packed behind its prompt (:mod:`reagent.train.prefix_pack`),
+        else length-bucketed padded rows; either way of similar lengths, at most
+        ``micro_batch_size`` trajectories each."""
         pad_id = pad_token_id(self.tokenizer)
-        own = [collate([kept[i] for i in idx], adv[idx], pad_id)
-               for idx in length_buckets([len(t.token_ids) for t in kept], self.c.micro_batch_size)]
-        return own + [padding_batch(pad_id) for _ in range(n - len(own))]
+        size = self.c.micro_batch_size
+        attention = getattr(self.acc.unwrap_model(self.model).config, "_attn_implementation", None)
+        if self.c.share_prompt and attention in PACKABLE_ATTENTION:
+            out = []
+            for pieces in packed_micro_batches(kept, size):
+                idx = [i for piece in pieces for i in piece]
+                mb = collate([kept[i] for i in idx], adv[idx], pad_id)
+                mb.packed = pack(kept, pieces, pad_id, mb.input_ids.shape[1])
+                out.append(mb)
+            return out
+        return [collate([kept[i] for i in idx], adv[idx], pad_id)
+                for idx in length_buckets([len(t.token_ids) for t in kept], size)]
 
     @torch.no_grad()
     def _fill_old_logprobs(self, micro: list[Batch], old: bool) -> None:
@@ -304,11 +319,13 @@ class GRPOTrainer:
         zero-weight micro-batches; only when no rank has anything is the update skipped.
         """
         reset_peak_memory()
-        own = math.ceil(len(kept) / self.c.micro_batch_size)
-        n_micro = self.ranks.max_int(own)
+        own = self._own_micro_batches(kept, adv) if kept else []
+        n_micro = self.ranks.max_int(len(own))
         if n_micro == 0:
             return {"actor/skipped_update": 1.0, **peak_memory()}
-        micro = self._micro_batches(kept, adv, n_micro)
+        # zero-weight padding (all-masked rows): every rank runs as many forwards and
+        # backwards as the busiest (ZeRO-3, DDP)
+        micro = own + [padding_batch(pad_token_id(self.tokenizer)) for _ in range(n_micro - len(own))]
         recompute_old = self.c.updates_per_batch > 1
         if recompute_old or self.ref_model is not None:
             self._fill_old_logprobs(micro, old=recompute_old)
@@ -347,7 +364,8 @@ class GRPOTrainer:
         stats["actor/lr"] = self.scheduler.get_last_lr()[0]
         stats["actor/trajectories"] = float(len(kept))
         stats["actor/micro_batches"] = float(n_micro)
-        stats["actor/padded_tokens"] = float(sum(mb.input_ids.numel() for mb in micro))
+        stats["actor/padded_tokens"] = float(sum((mb.input_ids if mb.packed is None else mb.packed.input_ids).numel()
+                                                 for mb in micro))
         stats.update(peak_memory())
         if self.c.rollout_backend == "vllm":  # full tensors, gathered one by one under ZeRO-3
             self.backend.load_weights(runtime.full_weights(self.acc, self.model))

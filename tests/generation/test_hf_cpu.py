@@ -227,3 +227,98 @@ def test_prefix_cache_is_skipped_without_a_long_shared_prefix(hf_backend, prompt
     assert common_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # each row keeps one token
     cached = HFBackend(hf_backend.model, hf_backend.tokenizer, prefix_cache=True).generate(prompts, GREEDY)
     assert [g.token_ids for g in cached] == [g.token_ids for g in hf_backend.generate(prompts, GREEDY)]
+
+
+def test_inverse_cdf_sampler_follows_the_distribution_and_never_takes_a_cut_token():
+    """One uniform per row: the frequencies of 20k draws match the probabilities (a 5-sigma
+    bound: sd = sqrt(p(1-p)/n) <= 0.0035), and tokens cut by top-k/top-p never appear."""
+    from reagent.generation.hf import sample_with_uniforms
+
+    probs = torch.tensor([0.1, 0.0, 0.45, 0.05, 0.4])
+    n = 20000
+    logits = torch.log(probs).repeat(n, 1)
+    u = torch.rand(n, generator=torch.Generator().manual_seed(0))
+    drawn = sample_with_uniforms(logits, SamplingParams(temperature=1.0), u)
+    freq = torch.bincount(drawn, minlength=5).float() / n
+    assert (freq - probs).abs().max() < 5 * 0.0035
+    assert freq[1] == 0
+    # top_k=2 keeps {2, 4}; renormalised 0.45/0.85
+    drawn = sample_with_uniforms(logits, SamplingParams(temperature=1.0, top_k=2), u)
+    assert set(drawn.tolist()) == {2, 4}
+    assert abs((drawn == 2).float().mean().item() - 0.45 / 0.85) < 5 * 0.0036
+    # u at the edges of [0, 1) still lands on a kept token
+    edges = sample_with_uniforms(logits[:2], SamplingParams(temperature=1.0, top_p=0.5), torch.tensor([0.0, 1 - 1e-7]))
+    assert edges.tolist() == [2, 4]
+
+
+def test_a_rows_tokens_do_not_depend_on_its_batch(hf_backend, prompts):
+    """Per-row streams: a row sampled (top-p, temperature 1) over more than one uniform
+    block (> 64 steps) gives the same tokens alone, in a batch of other prompts, after
+    copies of its own prompt (prefilled once) and when the other rows stop early."""
+    backend = HFBackend(hf_backend.model, hf_backend.tokenizer, eos_token_ids=[])
+    target, seed = prompts[1], 4242
+
+    def params(seeds, **kw):
+        return SamplingParams(max_new_tokens=70, temperature=1.0, top_p=0.9, seed=1, row_seeds=seeds, **kw)
+
+    alone = backend.generate([target], params([seed]))[0].token_ids
+    assert len(alone) == 70
+    mixed = backend.generate(prompts + [target], params([1, 2, 3, 4, 5, seed]))
+    assert mixed[-1].token_ids == alone
+    group = backend.generate([target] * 4, params([7, seed, 8, 9]))
+    assert group[1].token_ids == alone
+    assert len({tuple(g.token_ids) for g in group}) == 4  # copies of one prompt still differ
+    short = backend.generate([target] * 3, params([7, seed, 8], row_max_new_tokens=[3, 70, 10]))
+    assert short[1].token_ids == alone
+
+
+def test_reserved_cache_layers_equal_concatenation():
+    """The decode loop's reserved KV buffers hold what transformers' DynamicLayer would,
+    through appends past the reservation, row selection and cropping."""
+    from transformers import DynamicCache
+
+    from reagent.generation.hf import _ReservedLayer, _reserve
+
+    g = torch.Generator().manual_seed(0)
+    kv = lambda n: (torch.randn(3, 2, n, 4, generator=g), torch.randn(3, 2, n, 4, generator=g))  # noqa: E731
+    plain, reserved = DynamicCache(), DynamicCache()
+    first = kv(5)
+    plain.update(*first, layer_idx=0)
+    reserved.update(*first, layer_idx=0)
+    _reserve(reserved, 7)
+    assert isinstance(reserved.layers[0], _ReservedLayer)
+    for n in (1, 1, 3, 1):  # 5 + 6 positions: past the reservation of 7
+        step = kv(n)
+        a, b = plain.update(*step, layer_idx=0), reserved.update(*step, layer_idx=0)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    idx = torch.tensor([2, 0])
+    plain.batch_select_indices(idx)
+    reserved.batch_select_indices(idx)
+    step = (torch.ones(2, 2, 1, 4), torch.zeros(2, 2, 1, 4))
+    a, b = plain.update(*step, layer_idx=0), reserved.update(*step, layer_idx=0)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert reserved.get_seq_length() == plain.get_seq_length() == 12
+    plain.crop(-2)
+    reserved.crop(-2)
+    assert torch.equal(plain.layers[0].keys, reserved.layers[0].keys)
+
+
+def test_sync_ranks_keeps_stepping_past_every_limit(hf_backend, prompts, monkeypatch, tmp_path):
+    """Under ZeRO-3 a rank whose rows are done keeps running forwards until every rank is:
+    here another rank is 'busy' for 80 forwards, past the 3-token limit, the reserved mask
+    and KV buffers; the tokens equal the unsynchronised call's."""
+    import torch.distributed as dist
+
+    from reagent.generation import hf
+
+    params = SamplingParams(max_new_tokens=3, temperature=0.0)
+    plain = generate_tokens(hf_backend.model, hf_backend.tokenizer, prompts[:2], params)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    try:
+        calls = []
+        monkeypatch.setattr(hf, "_dist_all_done", lambda done, device: calls.append(done) or len(calls) >= 80)
+        synced = generate_tokens(hf_backend.model, hf_backend.tokenizer, prompts[:2], params, sync_ranks=True)
+    finally:
+        dist.destroy_process_group()
+    assert len(calls) == 80 and all(calls[2:])
+    assert [g.token_ids for g in synced] == [g.token_ids for g in plain]
