@@ -115,7 +115,10 @@ class TrainConfig:
                              "packed after it with a block attention mask (same log-probs, ~2x fewer "
                              "tokens on short single-turn tasks; reagent.train.prefix_pack). Needs sdpa "
                              "or eager attention (else padded rows are used); the mask is T^2 per group "
-                             "(T = prompt + all responses): turn off for long sequences")
+                             "(T = prompt + all responses), bounded by share_prompt_max_tokens")
+    share_prompt_max_tokens: int = cfg(4096, help="longest packed row of share_prompt (tokens): a group "
+                                       "whose packed row would be longer is split into several rows, "
+                                       "so the T^2 mask stays bounded (4096: 64 MB in float32)")
     lr: float = cfg(1e-5, help="AdamW learning rate")
     weight_decay: float = cfg(0.0, help="AdamW weight decay")
     max_grad_norm: float = cfg(1.0, help="gradient clipping")
@@ -144,6 +147,8 @@ class TrainConfig:
             (self.judge_max_retries >= 0, f"judge_max_retries={self.judge_max_retries} must be >= 0"),
             (self.judge_concurrency >= 1, f"judge_concurrency={self.judge_concurrency} must be >= 1"),
             (self.micro_batch_size >= 1, f"micro_batch_size={self.micro_batch_size} must be >= 1"),
+            (self.share_prompt_max_tokens >= 1,
+             f"share_prompt_max_tokens={self.share_prompt_max_tokens} must be >= 1"),
             (self.prompts_per_step >= 1, f"prompts_per_step={self.prompts_per_step} must be >= 1"),
             (self.temperature > 0, f"temperature={self.temperature}: GRPO samples; use a temperature > 0"),
         ]

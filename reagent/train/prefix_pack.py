@@ -85,15 +85,27 @@ def clusters(trajs: list[Trajectory]) -> list[list[int]]:
     return list(by_key.values())
 
 
-def packed_micro_batches(trajs: list[Trajectory], size: int) -> list[list[list[int]]]:
+def packed_micro_batches(trajs: list[Trajectory], size: int,
+                         max_tokens: int | None = None) -> list[list[list[int]]]:
     """Micro-batches of at most ``size`` trajectories, each a list of clusters (lists of
-    indices); a cluster larger than ``size`` is split. Packed rows of similar length share
+    indices); a cluster larger than ``size`` is split, and so is one whose packed row would
+    be longer than ``max_tokens`` (the mask is T^2 per row; a single trajectory longer than
+    that stays one piece, as long as its padded row). Packed rows of similar length share
     a micro-batch (sorted by packed length, then cut), as :func:`length_buckets` does."""
-    pieces = [c[k:k + size] for c in clusters(trajs) for k in range(0, len(c), size)]
-
     def packed_len(piece: list[int]) -> int:
         shared = shared_length(trajs[piece[0]])
         return shared + sum(len(trajs[i].token_ids) - shared for i in piece)
+
+    pieces = []
+    for c in clusters(trajs):
+        for k in range(0, len(c), size):
+            piece: list[int] = []
+            for i in c[k:k + size]:
+                if piece and max_tokens is not None and packed_len(piece + [i]) > max_tokens:
+                    pieces.append(piece)
+                    piece = []
+                piece.append(i)
+            pieces.append(piece)
 
     pieces.sort(key=packed_len)
     out: list[list[list[int]]] = []

@@ -290,7 +290,7 @@ class GRPOTrainer:
         attention = getattr(self.acc.unwrap_model(self.model).config, "_attn_implementation", None)
         if self.c.share_prompt and attention in PACKABLE_ATTENTION:
             out = []
-            for pieces in packed_micro_batches(kept, size):
+            for pieces in packed_micro_batches(kept, size, self.c.share_prompt_max_tokens):
                 idx = [i for piece in pieces for i in piece]
                 mb = collate([kept[i] for i in idx], adv[idx], pad_id)
                 mb.packed = pack(kept, pieces, pad_id, mb.input_ids.shape[1])

@@ -147,3 +147,19 @@ def test_trainer_update_is_the_same_step_with_and_without_sharing(tmp_path, tiny
     for name, delta in steps[0].items():
         assert delta.abs().sum() > 0 or "bias" in name
         torch.testing.assert_close(steps[1][name], delta, rtol=RTOL, atol=ATOL, msg=name)
+
+
+def test_a_group_longer_than_the_cap_is_split_into_several_packed_rows():
+    from reagent.train.prefix_pack import packed_micro_batches, shared_length
+
+    prompt = list(range(10))
+    trajs = [Trajectory(id=f"g#{k}", token_ids=prompt + [100 + k] * 5, loss_mask=[0] * 10 + [1] * 5)
+             for k in range(4)]
+    assert shared_length(trajs[0]) == 10
+    assert packed_micro_batches(trajs, size=8) == [[[0, 1, 2, 3]]]  # one row: 10 + 4 x 5 = 30 tokens
+    # cap 20: at most 2 responses behind the prompt (10 + 2 x 5); every trajectory kept once
+    mbs = packed_micro_batches(trajs, size=8, max_tokens=20)
+    pieces = [p for mb in mbs for p in mb]
+    assert sorted(i for p in pieces for i in p) == [0, 1, 2, 3] and all(len(p) == 2 for p in pieces)
+    # a cap below one trajectory still keeps each trajectory (its own row, as long as padded)
+    assert sorted(len(p) for mb in packed_micro_batches(trajs, size=8, max_tokens=5) for p in mb) == [1, 1, 1, 1]
