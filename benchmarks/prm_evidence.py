@@ -6,8 +6,9 @@
     python benchmarks/prm_evidence_report.py --run runs/prm --records docs/prm_results --md docs/prm_results.md
 
 Per seed, on the toy ledger task, from one SFT policy (the quickstart's own ``make-policy``,
-``demos`` and ``sft`` stages, or ``--sft``/``--demos`` imported from an earlier run) and the
-quickstart's trained generative judge (its judge stages, unchanged):
+``demos`` and ``sft`` stages, or ``--sft``/``--demos`` imported from an earlier run, the same
+start for every seed) and the quickstart's trained generative judge (its judge stages,
+unchanged, or ``--judge`` imported):
 
 * **scorers**: the SFT policy's rollouts on training tasks, labelled twice
   (``reagent label-steps``: TD+GAE with gamma 1, lambda 0.95; Monte-Carlo with ``mc``
@@ -76,9 +77,10 @@ SIZES = {
     "smoke": Sizes(base="smoke", prm_traces=6, prm_n=2, mc_rollouts=2, prm_epochs=1, heldout=3, best_of=4,
                    beams=((2, 2),), eval_k=2, rl_steps=2, prompts_per_step=2, group_size=2,
                    inverse_iterations=1, inverse_rl_steps=2, inverse_tasks=4),
-    "study": Sizes(base="default", prm_traces=48, prm_n=4, mc_rollouts=4, prm_epochs=4, heldout=40, best_of=16,
-                   beams=((2, 4), (4, 4)), eval_k=4, rl_steps=12, prompts_per_step=8, group_size=8,
-                   inverse_iterations=2, inverse_rl_steps=8, inverse_tasks=32),
+    # ~30 min for 3 seeds on 2 busy CPU cores (one thread per stage), from an imported SFT policy
+    "study": Sizes(base="default", prm_traces=32, prm_n=4, mc_rollouts=4, prm_epochs=4, heldout=32, best_of=16,
+                   beams=((2, 4), (4, 4)), eval_k=4, rl_steps=10, prompts_per_step=4, group_size=8,
+                   inverse_iterations=2, inverse_rl_steps=6, inverse_tasks=32),
 }
 
 
@@ -86,22 +88,30 @@ def study_budget(z: Sizes) -> Budget:
     """The quickstart budget the study's own stages use for turn and token limits (and the judge)."""
     b = BUDGETS[z.base]
     if z.base == "default":  # a smaller judge set than the quickstart's: the study shares 2 cores
-        b = dataclasses.replace(b, judge_traces=96, judge_epochs=3, judge_max_examples=384, judge_eval_tasks=16)
+        b = dataclasses.replace(b, judge_traces=64, judge_epochs=3, judge_max_examples=384, judge_eval_tasks=8)
     return b
 
 
-def import_start(root: Path, seed: int, sft: Path, demos: Path) -> None:
-    """Copy an SFT policy and its demonstrations into seed ``seed`` and mark the start stages done."""
-    s = root / f"seed{seed}"
+def _mark_imported(s: Path, names: tuple[str, ...], source: dict) -> None:
     (s / "stages").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (s / "stages" / f"{name}.json").write_text(json.dumps(
+            {"stage": name, "imported": source, "seconds": 0.0, "finished": time.strftime("%Y-%m-%d %H:%M:%S")},
+            indent=2))
+
+
+def import_start(root: Path, seed: int, sft: Path, demos: Path, judge: Path | None = None) -> None:
+    """Copy an SFT policy, its demonstrations and (optionally) a trained judge into seed ``seed``
+    and mark the stages that would have made them done."""
+    s = root / f"seed{seed}"
     if not (s / "stages" / "sft.json").exists():
         shutil.copytree(sft, s / "sft" / "final", dirs_exist_ok=True)
         (s / "data").mkdir(parents=True, exist_ok=True)
         shutil.copy(demos, s / "data" / "demos.jsonl")
-        for name in START_STAGES:
-            (s / "stages" / f"{name}.json").write_text(json.dumps(
-                {"stage": name, "imported": {"sft": str(sft), "demos": str(demos)}, "seconds": 0.0,
-                 "finished": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
+        _mark_imported(s, START_STAGES, {"sft": str(sft), "demos": str(demos)})
+    if judge is not None and not (s / "stages" / "train-judge.json").exists():
+        shutil.copytree(judge, s / "judge" / "final", dirs_exist_ok=True)
+        _mark_imported(s, JUDGE_STAGES, {"judge": str(judge)})
 
 
 def study_stages(root: Path, seed: int, z: Sizes, device: str = "cpu") -> list[Stage]:
@@ -195,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sft", default=None, help="an SFT policy to start every seed from (else the quickstart's "
                                                "make-policy/demos/sft stages make one per seed)")
     p.add_argument("--demos", default=None, help="with --sft: the demonstrations it was trained on")
+    p.add_argument("--judge", default=None, help="with --sft: a trained judge for every seed (else the "
+                                                "quickstart's judge stages train one per seed)")
     p.add_argument("--jobs", type=int, default=2, help="stages at once (2 on a 2-core machine)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per stage (0: cores / jobs)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -202,12 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.seeds < 1 or a.jobs < 1:
         p.error(f"--seeds ({a.seeds}) and --jobs ({a.jobs}) must be >= 1")
-    if (a.sft is None) != (a.demos is None):
-        p.error("--sft and --demos go together (the policy and the demonstrations it was trained on)")
+    if (a.sft is None) != (a.demos is None) or (a.judge and not a.sft):
+        p.error("--sft and --demos go together (the policy and the demonstrations it was trained on); "
+                "--judge needs them")
     root, z = Path(a.out), SIZES[a.size]
     if a.sft:
         for seed in range(a.seeds):
-            import_start(root, seed, Path(a.sft), Path(a.demos))
+            import_start(root, seed, Path(a.sft), Path(a.demos), Path(a.judge) if a.judge else None)
     plan = [(seed, st) for seed in range(a.seeds) for st in study_stages(root, seed, z, a.device)]
     launcher = a.launcher if fork_available() else "subprocess"
     if launcher == "fork":
@@ -222,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     run_plan(root, plan, a.jobs, launcher, threads, on_done)
     (root / "study.json").write_text(json.dumps(
         {"seeds": a.seeds, "size": a.size, "sizes": dataclasses.asdict(z), "sft": a.sft, "demos": a.demos,
+         "judge": a.judge,
          "budget": dataclasses.asdict(study_budget(z))}, indent=2))
     print(f"prm-evidence: done in {time.time() - start:.0f} s; now run benchmarks/prm_evidence_report.py "
           f"--run {root}", file=sys.stderr)

@@ -41,6 +41,20 @@ def test_plan_ranks_the_same_candidates_and_trains_at_equal_steps(tmp_path):
     assert not any(st.alone for st in stages.values())  # the study shares its cores
 
 
+def test_import_start_marks_the_stages_it_replaces(tmp_path):
+    from benchmarks.prm_evidence import JUDGE_STAGES, START_STAGES, import_start
+
+    for name in ("sft", "judge"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    (tmp_path / "demos.jsonl").write_text("")
+    import_start(tmp_path / "run", 2, tmp_path / "sft", tmp_path / "demos.jsonl", tmp_path / "judge")
+    s = tmp_path / "run" / "seed2"
+    assert (s / "sft" / "final" / "config.json").exists() and (s / "judge" / "final" / "config.json").exists()
+    assert {p.stem for p in (s / "stages").glob("*.json")} == set(START_STAGES + JUDGE_STAGES)
+    assert json.loads((s / "stages" / "sft.json").read_text())["imported"]["sft"] == str(tmp_path / "sft")
+
+
 def test_bon_at_equal_budget_interpolates_in_log_n():
     curve = {1: 0.2, 2: 0.4, 4: 0.5}
     assert at_budget(curve, 2) == (0.4, False)
