@@ -78,7 +78,7 @@ SIZES = {
                    beams=((2, 2),), eval_k=2, rl_steps=2, prompts_per_step=2, group_size=2,
                    inverse_iterations=1, inverse_rl_steps=2, inverse_tasks=4),
     # ~30 min for 3 seeds on 2 busy CPU cores (one thread per stage), from an imported SFT policy
-    "study": Sizes(base="default", prm_traces=32, prm_n=4, mc_rollouts=4, prm_epochs=8, heldout=32, best_of=16,
+    "study": Sizes(base="default", prm_traces=32, prm_n=4, mc_rollouts=4, prm_epochs=8, heldout=24, best_of=16,
                    beams=((2, 4), (4, 4)), eval_k=4, rl_steps=10, prompts_per_step=4, group_size=8,
                    inverse_iterations=2, inverse_rl_steps=6, inverse_tasks=32),
 }
@@ -114,16 +114,17 @@ def import_start(root: Path, seed: int, sft: Path, demos: Path, judge: Path | No
         _mark_imported(s, JUDGE_STAGES, {"judge": str(judge)})
 
 
-def study_stages(root: Path, seed: int, z: Sizes, device: str = "cpu") -> list[Stage]:
-    """One seed's stages (see the module doc), each a public ``reagent`` command."""
+def study_stages(root: Path, seed: int, z: Sizes, device: str = "cpu", judge: bool = True) -> list[Stage]:
+    """One seed's stages (see the module doc), each a public ``reagent`` command; without
+    ``judge``, no judge is trained and the judge's Best-of-N is left out for this seed."""
     b = study_budget(z)
     s = root / f"seed{seed}"
-    d, sft, judge = s / "data", str(s / "sft" / "final"), str(s / "judge" / "final")
+    d, sft, judge_dir = s / "data", str(s / "sft" / "final"), str(s / "judge" / "final")
     loop = ["--max-turns", str(b.max_turns), "--max-tokens", str(b.max_tokens),
             "--max-new-tokens", str(b.max_new_tokens), "--device", device]
     # The quickstart's own start and judge stages; none runs "alone": the study shares its cores
     stages = [dataclasses.replace(st, alone=False) for st in seed_stages(root, seed, b, device)
-              if st.name in START_STAGES + JUDGE_STAGES]
+              if st.name in START_STAGES + (JUDGE_STAGES if judge else ())]
     # InversePRM first: its three commands in a row are the longest path
     inv = s / "inverse"
     stages.append(Stage("inverse-prm", [
@@ -164,10 +165,10 @@ def study_stages(root: Path, seed: int, z: Sizes, device: str = "cpu") -> list[S
         return Stage(f"eval-{name}", args + extra, eta, needs)
 
     stages.append(evaluation("sft", sft, z.eval_k, [], ("sft",), 10))
-    for scorer in SCORERS:
+    for scorer in SCORERS if judge else SCORERS[:-1]:
         extra = ["--best-of", str(z.best_of), "--scorer", scorer]
         if scorer == "judge":
-            extra += ["--judge-model", judge, "--judge-max-new-tokens", str(b.judge_tokens)]
+            extra += ["--judge-model", judge_dir, "--judge-max-new-tokens", str(b.judge_tokens)]
             needs = ("sft", "train-judge")
         else:
             extra += ["--scorer-model", str(s / "prm" / scorer / "final")]
@@ -207,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demos", default=None, help="with --sft: the demonstrations it was trained on")
     p.add_argument("--judge", default=None, help="with --sft: a trained judge for every seed (else the "
                                                 "quickstart's judge stages train one per seed)")
+    p.add_argument("--judge-seeds", type=int, default=None,
+                   help="train the generative judge (and run its Best-of-N) on the first N seeds only "
+                        "(default: every seed); the judge is the study's most expensive part on a CPU")
     p.add_argument("--jobs", type=int, default=2, help="stages at once (2 on a 2-core machine)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per stage (0: cores / jobs)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -221,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.sft:
         for seed in range(a.seeds):
             import_start(root, seed, Path(a.sft), Path(a.demos), Path(a.judge) if a.judge else None)
-    plan = [(seed, st) for seed in range(a.seeds) for st in study_stages(root, seed, z, a.device)]
+    judged = a.seeds if a.judge_seeds is None else a.judge_seeds
+    plan = [(seed, st) for seed in range(a.seeds)
+            for st in study_stages(root, seed, z, a.device, judge=seed < judged)]
     launcher = a.launcher if fork_available() else "subprocess"
     if launcher == "fork":
         preload()
@@ -235,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     run_plan(root, plan, a.jobs, launcher, threads, on_done)
     (root / "study.json").write_text(json.dumps(
         {"seeds": a.seeds, "size": a.size, "sizes": dataclasses.asdict(z), "sft": a.sft, "demos": a.demos,
-         "judge": a.judge,
+         "judge": a.judge, "judge_seeds": judged,
          "budget": dataclasses.asdict(study_budget(z))}, indent=2))
     print(f"prm-evidence: done in {time.time() - start:.0f} s; now run benchmarks/prm_evidence_report.py "
           f"--run {root}", file=sys.stderr)
