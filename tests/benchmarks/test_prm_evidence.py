@@ -39,6 +39,8 @@ def test_plan_ranks_the_same_candidates_and_trains_at_equal_steps(tmp_path):
     inverse = stages["inverse-prm"].args
     assert _arg(inverse, "--method") == "inverse" and _arg(inverse, "--policy") == sft
     assert not any(st.alone for st in stages.values())  # the study shares its cores
+    unjudged = {st.name for st in study_stages(tmp_path, 1, z, judge=False)}
+    assert "eval-bon-judge" not in unjudged and "train-judge" not in unjudged and "eval-bon-prm" in unjudged
 
 
 def test_import_start_marks_the_stages_it_replaces(tmp_path):
