@@ -78,7 +78,7 @@ SIZES = {
                    beams=((2, 2),), eval_k=2, rl_steps=2, prompts_per_step=2, group_size=2,
                    inverse_iterations=1, inverse_rl_steps=2, inverse_tasks=4),
     # ~30 min for 3 seeds on 2 busy CPU cores (one thread per stage), from an imported SFT policy
-    "study": Sizes(base="default", prm_traces=32, prm_n=4, mc_rollouts=4, prm_epochs=8, heldout=24, best_of=16,
+    "study": Sizes(base="default", prm_traces=32, prm_n=4, mc_rollouts=4, prm_epochs=4, heldout=24, best_of=16,
                    beams=((2, 4), (4, 4)), eval_k=4, rl_steps=10, prompts_per_step=4, group_size=8,
                    inverse_iterations=2, inverse_rl_steps=6, inverse_tasks=32),
 }
