@@ -197,6 +197,18 @@ def study_stages(root: Path, seed: int, z: Sizes, device: str = "cpu", judge: bo
     return stages
 
 
+def plan_order(plan: list[tuple[int, Stage]]) -> list[tuple[int, Stage]]:
+    """Seed 0 whole first; then the other seeds side by side, the Best-of-N chain (labels, value
+    heads, Best-of-N) before beam search and before the RL runs. The scheduler starts ready stages
+    in this order, so a study cut short has one complete seed and the scorers' curves of the others."""
+    def rank(item: tuple[int, Stage]) -> tuple[int, int, int]:
+        seed, st = item
+        late = 2 if st.name.startswith(("rl-", "inverse", "eval-grpo", "eval-inverse")) else \
+            1 if st.name.startswith("eval-beam") else 0
+        return (seed > 0, late if seed > 0 else 0, seed)
+    return sorted(plan, key=rank)  # stable: within a rank, the stages keep their order
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -226,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(a.seeds):
             import_start(root, seed, Path(a.sft), Path(a.demos), Path(a.judge) if a.judge else None)
     judged = a.seeds if a.judge_seeds is None else a.judge_seeds
-    plan = [(seed, st) for seed in range(a.seeds)
-            for st in study_stages(root, seed, z, a.device, judge=seed < judged)]
+    plan = plan_order([(seed, st) for seed in range(a.seeds)
+                       for st in study_stages(root, seed, z, a.device, judge=seed < judged)])
     launcher = a.launcher if fork_available() else "subprocess"
     if launcher == "fork":
         preload()
