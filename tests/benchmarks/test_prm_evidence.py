@@ -43,6 +43,20 @@ def test_plan_ranks_the_same_candidates_and_trains_at_equal_steps(tmp_path):
     assert "eval-bon-judge" not in unjudged and "train-judge" not in unjudged and "eval-bon-prm" in unjudged
 
 
+def test_plan_order_finishes_seed0_then_the_best_of_n_chains(tmp_path):
+    from benchmarks.prm_evidence import plan_order
+
+    z = SIZES["study"]
+    plan = plan_order([(seed, st) for seed in range(3) for st in study_stages(tmp_path, seed, z)])
+    names = [(seed, st.name) for seed, st in plan]
+    seed0 = [st.name for st in study_stages(tmp_path, 0, z)]
+    assert names[:len(seed0)] == [(0, n) for n in seed0]  # seed 0 whole, in its own order
+    rest = names[len(seed0):]
+    last_bon = max(i for i, (_, n) in enumerate(rest) if n.startswith("eval-bon-"))
+    first_rl = min(i for i, (_, n) in enumerate(rest) if n.startswith(("rl-", "inverse")))
+    assert last_bon < first_rl
+
+
 def test_import_start_marks_the_stages_it_replaces(tmp_path):
     from benchmarks.prm_evidence import JUDGE_STAGES, START_STAGES, import_start
 
