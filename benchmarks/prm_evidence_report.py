@@ -304,7 +304,9 @@ def render(data: dict, records: Path, md: Path) -> str:
         lines += ["## Best-of-N accuracy against N", "", "![Best-of-N](" + f"{rel}/bon.png)", "",
                   "| scorer | " + " | ".join(f"N={n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
         for scorer, rows in data["bon"].items():
-            lines.append(f"| {SCORER_NAMES[scorer]} | " + " | ".join(pm(rows[n]["accuracy"]) for n in ns) + " |")
+            seeds = len(rows[ns[0]]["per_seed"])
+            lines.append(f"| {SCORER_NAMES[scorer]} [{seeds} seed{'s' if seeds > 1 else ''}] | "
+                         + " | ".join(pm(rows[n]["accuracy"]) for n in ns) + " |")
         first = next(iter(data["bon"].values()))
         lines.append("| pass@N (oracle) | " + " | ".join(pm(first[n]["pass"]) for n in ns) + " |")
         lines.append("")
@@ -318,7 +320,8 @@ def render(data: dict, records: Path, md: Path) -> str:
                   "|---|---|---|---|---|"]
         for name, row in data["beam"].items():
             capped = " (capped at the largest N)" if row["capped"] else ""
-            lines.append(f"| {name} | {pm(row['accuracy'])} | {row['tokens']:.0f} | {row['n_equal']:.1f} | "
+            lines.append(f"| {name} [{len(row['per_seed'])} seed(s)] | {pm(row['accuracy'])} | {row['tokens']:.0f} | "
+                         f"{row['n_equal']:.1f} | "
                          f"{pm(row['bon_at_equal'])}{capped} |")
         lines.append("")
     if data["plain"]:
@@ -329,7 +332,8 @@ def render(data: dict, records: Path, md: Path) -> str:
                   "reward.", "",
                   "| policy | pass@1 | answer-neutral flaws / episode | generated tokens / episode |", "|---|---|---|---|"]
         for name, row in data["plain"].items():
-            lines.append(f"| {PLAIN_NAMES[name]} | {pm(row['accuracy'])} | {pm(row['flaws'])} | {pm(row['tokens'])} |")
+            lines.append(f"| {PLAIN_NAMES[name]} [{len(row['per_seed'])} seed(s)] | {pm(row['accuracy'])} | "
+                         f"{pm(row['flaws'])} | {pm(row['tokens'])} |")
         lines.append("")
     if data["inverse"]:
         lines += ["### InversePRM iterations (discrimination on the iteration's labels; RL accuracy is the "
