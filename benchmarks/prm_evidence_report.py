@@ -140,13 +140,13 @@ def compute(records: Path) -> dict:
     data: dict = {"study": study, "seeds": [s.name for s in seeds], "bon": {}, "beam": {}, "plain": {},
                   "inverse": {}, "rl": {}, "prm": {}}
     for scorer in SCORER_NAMES:
-        per_seed = [{row["n"]: row for row in bon_curve(e[f"bon-{scorer}"])} for e in evals.values()
-                    if e.get(f"bon-{scorer}")]
+        names = [s for s, e in evals.items() if e.get(f"bon-{scorer}")]
+        per_seed = [{row["n"]: row for row in bon_curve(evals[s][f"bon-{scorer}"])} for s in names]
         if not per_seed:
             continue
         ns = sorted(set.intersection(*(set(c) for c in per_seed)))
         data["bon"][scorer] = {n: {"accuracy": over_seeds([c[n]["accuracy"] for c in per_seed]),
-                                   "pass": over_seeds([c[n]["pass@n"] for c in per_seed]),
+                                   "pass": over_seeds([c[n]["pass@n"] for c in per_seed]), "seeds": names,
                                    "per_seed": [c[n]["accuracy"] for c in per_seed]} for n in ns}
     tokens = {s: _mean([r["process"]["tokens"] for r in e.get("sft", []) if (r.get("process") or {}).get("tokens")])
               for s, e in evals.items()}
@@ -215,10 +215,13 @@ def verdicts(data: dict) -> list[str]:
     bon = data["bon"]
     if all(k in bon for k in ("prm", "pvm", "orm")):
         n = max(bon["prm"])
-        a, b, c = (bon[k][n]["accuracy"][0] for k in ("prm", "pvm", "orm"))
+        # on the seeds all three have (a study cut short may have more seeds of one than another)
+        common = set.intersection(*(set(bon[k][n]["seeds"]) for k in ("prm", "pvm", "orm")))
+        a, b, c = (_mean([v for s, v in zip(bon[k][n]["seeds"], bon[k][n]["per_seed"]) if s in common])
+                   for k in ("prm", "pvm", "orm"))
         holds = a >= b >= c
         out.append(f"- AgentPRM ≥ PVM ≥ ORM at N = {n}: **{'holds' if holds else 'does not hold'}** "
-                   f"({fmt(a)} / {fmt(b)} / {fmt(c)}).")
+                   f"({fmt(a)} / {fmt(b)} / {fmt(c)}, mean over {len(common)} seed(s)).")
     for name, row in data["beam"].items():
         holds = row["accuracy"][0] >= row["bon_at_equal"][0]
         out.append(f"- {name} ≥ AgentPRM Best-of-N at equal generated tokens: **{'holds' if holds else 'does not hold'}**"
