@@ -250,11 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         how = "skipped (done before)" if done.get("skipped") else f"{done['seconds']:.1f} s"
         print(f"prm-evidence: seed {seed}: {stage.name}: {how} [{time.time() - start:.0f} s]", file=sys.stderr)
 
-    run_plan(root, plan, a.jobs, launcher, threads, on_done)
+    root.mkdir(parents=True, exist_ok=True)  # the settings first: a study cut short can still be reported
     (root / "study.json").write_text(json.dumps(
         {"seeds": a.seeds, "size": a.size, "sizes": dataclasses.asdict(z), "sft": a.sft, "demos": a.demos,
          "judge": a.judge, "judge_seeds": judged,
          "budget": dataclasses.asdict(study_budget(z))}, indent=2))
+    run_plan(root, plan, a.jobs, launcher, threads, on_done)
     print(f"prm-evidence: done in {time.time() - start:.0f} s; now run benchmarks/prm_evidence_report.py "
           f"--run {root}", file=sys.stderr)
     return 0

@@ -101,23 +101,34 @@ def collect(run: Path, records: Path) -> None:
 
 def pass1(recs: list[dict]) -> float:
     """Mean over questions of the share of correct samples."""
-    by_q: dict[str, list[float]] = {}
-    for r in recs:
-        by_q.setdefault(r["task_id"], []).append(1.0 if (r.get("score") or 0.0) >= 1.0 else 0.0)
-    return sum(sum(v) / len(v) for v in by_q.values()) / len(by_q)
+    return _mean(per_question(recs))
 
 
 def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def over_seeds(values: list[float], per_question: list[float] | None = None) -> tuple[float, float]:
-    """Mean ± s.e. over seeds; with one seed, the s.e. over that seed's questions."""
+def over_seeds(values: list[float], units: list[float] | None = None) -> tuple[float, float]:
+    """Mean ± s.e. over seeds; with one seed, the s.e. over that seed's ``units`` (questions or episodes)."""
     if len(values) > 1:
         return mean_and_stderr(values)
-    if per_question:
-        return values[0], mean_and_stderr(per_question)[1]
+    if units:
+        return values[0], mean_and_stderr(units)[1]
     return (values[0], 0.0) if values else (float("nan"), 0.0)
+
+
+def per_question(recs: list[dict]) -> list[float]:
+    """Each question's share of correct samples (what pass@1 averages)."""
+    by_q: dict[str, list[float]] = {}
+    for r in recs:
+        by_q.setdefault(r["task_id"], []).append(1.0 if (r.get("score") or 0.0) >= 1.0 else 0.0)
+    return [sum(v) / len(v) for v in by_q.values()]
+
+
+def _bernoulli(p: float, n: int) -> list[float]:
+    """n questions of which a share p was right (a Best-of-N pick is right or wrong)."""
+    k = round(p * n)
+    return [1.0] * k + [0.0] * (n - k)
 
 
 def at_budget(curve: dict[int, float], n: float) -> tuple[float, bool]:
@@ -138,27 +149,32 @@ def compute(records: Path) -> dict:
     seeds = sorted(p for p in records.glob("seed*") if p.is_dir())
     evals = {s.name: {p.stem: _lines(p) for p in sorted((s / "eval").glob("*.jsonl"))} for s in seeds}
     data: dict = {"study": study, "seeds": [s.name for s in seeds], "bon": {}, "beam": {}, "plain": {},
-                  "inverse": {}, "rl": {}, "prm": {}}
+                  "inverse": {}, "rl": {}, "prm": {}, "evals_by_seed": {s: sorted(e) for s, e in evals.items()}}
     for scorer in SCORER_NAMES:
         names = [s for s, e in evals.items() if e.get(f"bon-{scorer}")]
         per_seed = [{row["n"]: row for row in bon_curve(evals[s][f"bon-{scorer}"])} for s in names]
         if not per_seed:
             continue
         ns = sorted(set.intersection(*(set(c) for c in per_seed)))
-        data["bon"][scorer] = {n: {"accuracy": over_seeds([c[n]["accuracy"] for c in per_seed]),
-                                   "pass": over_seeds([c[n]["pass@n"] for c in per_seed]), "seeds": names,
+        data["bon"][scorer] = {n: {"accuracy": over_seeds([c[n]["accuracy"] for c in per_seed],
+                                                          _bernoulli(per_seed[0][n]["accuracy"],
+                                                                     per_seed[0][n]["records"])),
+                                   "pass": over_seeds([c[n]["pass@n"] for c in per_seed],
+                                                      _bernoulli(per_seed[0][n]["pass@n"], per_seed[0][n]["records"])),
+                                   "seeds": names,
                                    "per_seed": [c[n]["accuracy"] for c in per_seed]} for n in ns}
     tokens = {s: _mean([r["process"]["tokens"] for r in e.get("sft", []) if (r.get("process") or {}).get("tokens")])
               for s, e in evals.items()}
     data["tokens_per_episode"] = tokens
     beams = sorted({name for e in evals.values() for name in e if name.startswith("beam-")})
     for name in beams:
-        acc, gen, bon_acc, n_eq, capped = [], [], [], [], False
+        acc, gen, bon_acc, n_eq, capped, first = [], [], [], [], False, None
         for s, e in evals.items():
             recs = e.get(name)
             if not recs or not e.get("bon-prm") or not tokens[s]:
                 continue
             acc.append(pass1(recs))
+            first = first or recs
             gen.append(_mean([r["generated_tokens"] for r in recs]))
             curve = {row["n"]: row["accuracy"] for row in bon_curve(e["bon-prm"])}
             n = gen[-1] / tokens[s]
@@ -167,17 +183,22 @@ def compute(records: Path) -> dict:
             n_eq.append(n)
             capped = capped or cap
         if acc:
-            data["beam"][name] = {"accuracy": over_seeds(acc), "tokens": _mean(gen), "n_equal": _mean(n_eq),
-                                  "bon_at_equal": over_seeds(bon_acc), "capped": capped,
+            data["beam"][name] = {"accuracy": over_seeds(acc, per_question(first)), "tokens": _mean(gen),
+                                  "n_equal": _mean(n_eq),
+                                  "bon_at_equal": over_seeds(bon_acc, _bernoulli(bon_acc[0], len(per_question(first)))),
+                                  "capped": capped,
                                   "per_seed": acc, "bon_per_seed": bon_acc}
     for name in PLAIN:
         runs = [e[name] for e in evals.values() if e.get(name)]
         if runs:
-            flaws = [_mean([(r.get("process") or {}).get("answer_neutral_flaws", 0) for r in recs]) for recs in runs]
-            data["plain"][name] = {"accuracy": over_seeds([pass1(r) for r in runs]), "per_seed": [pass1(r) for r in runs],
-                                   "flaws": over_seeds(flaws),
-                                   "tokens": over_seeds([_mean([(r.get("process") or {}).get("tokens") or 0
-                                                               for r in recs]) for recs in runs])}
+            by_seed = {s: (pass1(e[name]), mean_and_stderr(per_question(e[name]))[1])
+                       for s, e in evals.items() if e.get(name)}
+            flaw_lists = [[(r.get("process") or {}).get("answer_neutral_flaws", 0) for r in recs] for recs in runs]
+            token_lists = [[(r.get("process") or {}).get("tokens") or 0 for r in recs] for recs in runs]
+            data["plain"][name] = {"accuracy": over_seeds([pass1(r) for r in runs], per_question(runs[0])),
+                                   "per_seed": [pass1(r) for r in runs], "by_seed": by_seed,
+                                   "flaws": over_seeds([_mean(x) for x in flaw_lists], flaw_lists[0]),
+                                   "tokens": over_seeds([_mean(x) for x in token_lists], token_lists[0])}
     for s in seeds:
         for it in sorted((s / "inverse").glob("iter-*.json")):
             done = json.loads(it.read_text())
@@ -228,10 +249,13 @@ def verdicts(data: dict) -> list[str]:
                    f" ({fmt(row['accuracy'][0])} vs {fmt(row['bon_at_equal'][0])} at n ≈ {row['n_equal']:.1f}).")
     p = data["plain"]
     for a, b in (("inverse", "sft"), ("grpo-prm", "grpo")):
-        if a in p and b in p:
-            d = p[a]["accuracy"][0] - p[b]["accuracy"][0]
-            noise = 2 * math.hypot(p[a]["accuracy"][1], p[b]["accuracy"][1])
-            out.append(f"- {PLAIN_NAMES[a]} vs {PLAIN_NAMES[b]}: {d:+.3f} pass@1 "
+        common = sorted(set(p.get(a, {}).get("by_seed", {})) & set(p.get(b, {}).get("by_seed", {})))
+        if common:  # paired on the seeds both have
+            diffs = [p[a]["by_seed"][s][0] - p[b]["by_seed"][s][0] for s in common]
+            d = _mean(diffs)
+            noise = 2 * (mean_and_stderr(diffs)[1] if len(diffs) > 1 else
+                         math.hypot(p[a]["by_seed"][common[0]][1], p[b]["by_seed"][common[0]][1]))
+            out.append(f"- {PLAIN_NAMES[a]} vs {PLAIN_NAMES[b]}: {d:+.3f} pass@1 on {len(common)} seed(s) "
                        f"({'beyond' if abs(d) > noise else 'within'} 2 s.e. = {noise:.3f}).")
     return out
 
@@ -300,7 +324,8 @@ def render(data: dict, records: Path, md: Path) -> str:
              f"`{rel}/` (study: `benchmarks/prm_evidence.py --size {study['size']} --seeds {study['seeds']}"
              + (f" --sft {study['sft']}" if study.get("sft") else "")
              + (f" --judge {study['judge']}" if study.get("judge") else "") + "`). Toy ledger task, held-out questions "
-             f"({z['heldout']} per seed), {len(data['seeds'])} seed(s); mean ± s.e. over seeds.", ""]
+             f"({z['heldout']} per seed), {sum(1 for e in data['evals_by_seed'].values() if e)} seed(s) with evaluations; "
+             "mean ± s.e. over seeds (one seed: over questions).", ""]
     lines += ["## Verdicts", ""] + verdicts(data) + [""]
     if data["bon"]:
         ns = sorted(next(iter(data["bon"].values())))
