@@ -17,8 +17,8 @@ trainer uses the PRM's rewards group-normalised (:mod:`reagent.train.process_rew
 so a PRM that drifts to one value for everything gives zero advantage rather than a
 biased one.
 
-Only the labelling exists yet: the iteration is to be driven as
-``scripts/agentprm_loop.sh`` drives the outcome-labelled loop (not done).
+The iteration itself is ``reagent train-prm --method inverse`` (:mod:`rrm.inverse_prm`),
+which also mixes every earlier iteration's policy steps into the negatives.
 """
 
 from __future__ import annotations

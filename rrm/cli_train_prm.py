@@ -1,4 +1,4 @@
-"""``reagent train-prm``: see :mod:`rrm.prm_train`."""
+"""``reagent train-prm``: see :mod:`rrm.prm_train` (``--method inverse``: :mod:`rrm.inverse_prm`)."""
 
 from __future__ import annotations
 
@@ -13,5 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    train(load_config(TrainPRMConfig, args))
+    c = load_config(TrainPRMConfig, args)
+    if c.method == "inverse":
+        from rrm.inverse_prm import run_inverse
+
+        run_inverse(c)
+    else:
+        train(c)
     return 0

@@ -51,12 +51,16 @@ from rrm.prm_eval import prm_report
 from rrm.prm_losses import agentprm_loss, last_step_mask, promise_loss
 
 OBJECTIVES = ("prm", "orm")
+METHODS = ("labels", "inverse")
 
 
 @dataclass
 class TrainPRMConfig:
+    method: str = cfg("labels", help="labels: train on the step labels of --data | inverse: InversePRM from "
+                      "--demos and --policy alone, no outcome labels (rrm/inverse_prm.py)")
     data: str = cfg(None, help="step-label JSONL (reagent label-steps, or the Math-Shepherd/PRM800K importer)")
-    model: str = cfg(None, help="causal-LM directory (backbone; gets a one-output head) or a saved PRM")
+    model: str = cfg(None, help="causal-LM directory (backbone; gets a one-output head) or a saved PRM; "
+                     "method=inverse: the first PRM's backbone (default: --policy)")
     out: str = cfg(None, help="output directory: checkpoints/, final/, metrics.jsonl, config.yaml")
     beta: float = cfg(1.0, help="weight of the progress (advantage) loss; 0 = promise-only value model (PVM)")
     gamma: float | None = cfg(None, help="discount in the progress term q_t - q_{t-1}/gamma; default: the "
@@ -75,12 +79,45 @@ class TrainPRMConfig:
     seed: int = cfg(0, help="seed of the split, batch order and head initialisation")
     resume: bool = cfg(False, help="continue from the last complete checkpoint in out")
     report_to: list = report_to_field()
+    # method=inverse (InversePRM, rrm/inverse_prm.py): each iteration's PRM is trained with the
+    # fields above (epochs, lr, batch_size, ...), promise-only (beta is not used: no advantage targets)
+    demos: str | None = cfg(None, help="method=inverse: demonstration trajectory JSONL (reagent demos, or "
+                            "expert traces); their task ids pick the tasks the policy is rolled out and trained on")
+    policy: str | None = cfg(None, help="method=inverse: the starting (SFT) policy directory")
+    iterations: int = cfg(3, help="method=inverse: K rounds of rollout -> discriminator PRM -> RL with the PRM")
+    rollout_tasks: int = cfg(64, help="method=inverse: demonstration tasks the policy is rolled out on per "
+                             "iteration (a fresh seeded sample each iteration)")
+    rollout_n: int = cfg(2, help="method=inverse: policy rollouts per task")
+    rl_steps: int = cfg(10, help="method=inverse: reagent train steps per iteration (outcome_weight=0)")
+    mix_previous: bool = cfg(True, help="method=inverse: negatives are the policy steps of this AND every "
+                             "earlier iteration (keeps the PRM from forgetting old mistakes)")
+    env: str = cfg("toy", help="method=inverse: environment of the demonstrations' tasks (toy | math | qa)")
+    env_seed: int = cfg(0, help="method=inverse: toy task generator seed the demonstrations were made with")
+    tasks: str | None = cfg(None, help="method=inverse: Task JSONL holding the demonstrations' tasks (else "
+                            "the environment's train split, regenerated)")
+    max_turns: int = cfg(6, help="method=inverse: turns per episode (rollouts and RL)")
+    max_tokens: int = cfg(512, help="method=inverse: response token budget per episode (rollouts and RL)")
+    max_new_tokens: int = cfg(128, help="method=inverse: tokens per turn (rollouts and RL)")
+    device: str = cfg("auto", help="method=inverse: device of the rollouts and RL: auto | cpu | cuda")
+    train_args: list = cfg([], help="method=inverse: extra key=value settings for each iteration's "
+                           "reagent train (e.g. lr=5e-4 prompts_per_step=8 group_size=8 kl_coef=0.05)")
 
     def __post_init__(self):
         self.report_to = validate_report_to(self.report_to)
-        missing = [k for k in ("data", "model", "out") if not getattr(self, k)]
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r}: use one of {', '.join(METHODS)}")
+        needed = ("data", "model", "out") if self.method == "labels" else ("demos", "policy", "out")
+        missing = [k for k in needed if not getattr(self, k)]
         if missing:
-            raise ValueError(f"train-prm needs {', '.join('--' + k.replace('_', '-') for k in missing)}")
+            raise ValueError(f"train-prm --method {self.method} needs "
+                             f"{', '.join('--' + k.replace('_', '-') for k in missing)}")
+        if self.method == "inverse":
+            for name in ("iterations", "rollout_tasks", "rollout_n", "rl_steps"):
+                if getattr(self, name) < 1:
+                    raise ValueError(f"{name}={getattr(self, name)} must be >= 1 (method=inverse)")
+            bad = [a for a in self.train_args if "=" not in str(a)]
+            if bad:
+                raise ValueError(f"train_args={bad}: each must be key=value (a reagent train setting)")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective={self.objective!r}: use one of {', '.join(OBJECTIVES)}")
         if self.beta < 0:

@@ -6,6 +6,8 @@
 #   labels.jsonl   TD+GAE step labels of those rollouts (reagent label-steps; no extra generation)
 #   prm/final      the PRM, trained from the previous PRM (the policy's backbone at k = 1)
 #   policy/        GRPO with process_reward=prm (reagent train); its last checkpoint is the next policy
+# Without outcome labels (demonstrations only), the InversePRM loop is one command:
+#   reagent train-prm --method inverse --demos DEMOS.jsonl --policy POLICY_DIR --out OUT_DIR --iterations K
 # Usage:
 #   bash scripts/agentprm_loop.sh POLICY_DIR OUT_DIR [K=3] [TASKS=64] [STEPS=20] [key=value ... for reagent train]
 set -euo pipefail

@@ -88,6 +88,9 @@ class TrainConfig:
                           "(Q_k - Q_{k-1}, Q_{-1} = the group's mean first-step value)")
     process_reward_coef: float = cfg(1.0, help="alpha: token advantage = outcome advantage + alpha * "
                                      "group-normalised process reward of the token's step")
+    outcome_weight: float = cfg(1.0, help="w: R = w * outcome (+ lambda * judge score); 0 = no outcome reward, "
+                                "e.g. InversePRM, where the PRM's step rewards are the only signal (then needs "
+                                "process_reward=prm with keep_degenerate_groups=true, or a judge variant)")
     # rollout
     prompts_per_step: int = cfg(8, help="prompts (groups) per step")
     group_size: int = cfg(8, help="G: rollouts per prompt")
@@ -165,6 +168,14 @@ class TrainConfig:
         if self.process_reward == "prm" and not self.prm_model:
             raise ValueError("process_reward=prm needs prm_model=DIR (a trained PRM: reagent train-prm's "
                              "out/final)")
+        if self.outcome_weight < 0:
+            raise ValueError(f"outcome_weight={self.outcome_weight} must be >= 0")
+        if self.outcome_weight == 0 and not self.uses_judge and not (self.process_reward == "prm"
+                                                                     and self.keep_degenerate_groups):
+            raise ValueError(f"outcome_weight=0 with variant={self.variant} leaves the PRM's step rewards as the "
+                             f"only signal: set process_reward=prm (got {self.process_reward!r}) and "
+                             f"keep_degenerate_groups=true (got {self.keep_degenerate_groups}; every group's "
+                             "reward is then 0, so none would be kept)")
         if self.judge_model == "rules" and self.env != "toy":
             raise ValueError(f"judge_model=rules is the toy task's rules checker; env={self.env!r} "
                              "needs a judge model or endpoint")

@@ -12,7 +12,8 @@ One step reads like the algorithm:
    running rollout when its critique arrives (:mod:`reagent.train.overlap`);
 3. **reward**: R = outcome + lambda * score (outcome alone for grpo, or for a judge
    failure under ``on_judge_failure=outcome_only``; ``drop`` removes the episode;
-   ``stop`` ends the run);
+   ``stop`` ends the run); ``outcome_weight`` w scales the outcome term (w = 0 for
+   InversePRM: the PRM's step rewards below are then the only signal);
 4. **advantage**: (R - mean_g) / (std_g + eps) per prompt group (``dr_grpo``: no std);
    under reagent-u initial and revised episodes of a prompt form ONE pooled group of
    up to 2G; groups with all-equal rewards are dropped and counted; with
@@ -147,6 +148,10 @@ class GRPOTrainer:
         reward_counts = assign_rewards(
             trajs, scores, c.judge_lambda if c.uses_judge else 0.0, c.truncated, c.truncation_penalty,
             keep=keep, group_ids=[t.extra["group"] for t in trajs], judged=c.uses_judge)
+        if c.outcome_weight != 1.0:  # R = w * outcome (+ lambda * judge); w = 0: InversePRM
+            for t in trajs:
+                if t.rewards["total"] is not None and not (t.truncated and c.truncated == "penalise"):
+                    t.rewards["total"] -= (1.0 - c.outcome_weight) * t.rewards["outcome"]
         metrics = self.reward_metrics(trajs, scores)
         metrics.update(reward_counts)
         metrics.update(revise_skips)
