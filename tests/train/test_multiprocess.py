@@ -3,6 +3,7 @@ episodes of different lengths and a rank whose groups are all dropped finishes; 
 checkpoint is a full ``save_pretrained`` model; a run killed after step 2 and resumed
 ends where an uninterrupted run ends."""
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -58,7 +60,7 @@ def launch(stage: int, policy: Path, out: Path, *extra: str) -> subprocess.Compl
 
 
 def launch_and_kill(stage: int, policy: Path, out: Path, *extra: str, after_step: int) -> None:
-    """Start the run and SIGKILL its whole process group (launcher and both ranks) as soon
+    """Start the run and SIGKILL it (launcher and both ranks) as soon
     as the checkpoint of ``after_step`` is complete, while later steps are running."""
     marker = out / "checkpoints" / f"step-{after_step:06d}" / "COMPLETE"
     proc = subprocess.Popen(launch_cmd(stage, policy, out, *extra), cwd=ROOT, env=ENV, start_new_session=True,
@@ -67,7 +69,12 @@ def launch_and_kill(stage: int, policy: Path, out: Path, *extra: str, after_step
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     finished_first = proc.poll() is not None
+    # the ranks may run in their own process group (torch elastic), so kill the whole tree
+    tree = psutil.Process(proc.pid).children(recursive=True) if not finished_first else []
     os.killpg(proc.pid, signal.SIGKILL)
+    for child in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
     err = proc.communicate(timeout=60)[1]
     assert not finished_first, f"the run ended before the kill (rc {proc.returncode}): {err[-3000:]}"
     assert marker.exists(), f"no step-{after_step} checkpoint within 600 s"
