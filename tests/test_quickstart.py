@@ -169,3 +169,17 @@ def test_judge_quality_table_shows_sft_and_rl_judges_with_mean_and_se(tmp_path):
     # mean ± s.e. over the two seeds: AUROC (0.6 + 0.8) / 2 = 0.7, s.e. = std 0.1414 / sqrt(2) = 0.1
     assert "| mean ± s.e. (2 seeds) | SFT only | 1.000 ± 0.000 | - | 0.700 ± 0.100 |" in rows[4]
     assert "| mean ± s.e. (2 seeds) | SFT + RL | 0.500 ± 0.000 | - | 0.800 ± 0.100 |" in rows[5]
+
+
+def test_judge_rl_stage_is_switched_on_from_the_command_line(tmp_path):
+    from reagent.cli.quickstart import QuickstartConfig
+    from reagent.quickstart.pipeline import seed_stages
+
+    off = QuickstartConfig(budget="smoke").budget_values()
+    on = QuickstartConfig(budget="smoke", judge_rl_steps=3).budget_values()
+    assert off.judge_rl_steps == 0 and on.judge_rl_steps == 3
+    names = {st.name for st in seed_stages(tmp_path, 0, on)}
+    assert {"train-judge-rl", "judge-quality-sft"} <= names
+    assert "train-judge-rl" not in {st.name for st in seed_stages(tmp_path, 0, off)}
+    with pytest.raises(ValueError, match="judge_rl_steps must be >= 0"):
+        QuickstartConfig(budget="smoke", judge_rl_steps=-1)

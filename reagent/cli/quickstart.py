@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -22,6 +23,9 @@ class QuickstartConfig:
                     "cores/jobs torch threads (a tiny model cannot use many)")
     launcher: str = cfg("fork", help="fork (Linux: import torch once, fork per stage; elsewhere falls back) "
                         "| subprocess (a fresh interpreter per stage)")
+    judge_rl_steps: int | None = cfg(None, help="judge RL (train-rrm-rl) steps after the judge's SFT; the "
+                                     "later stages then use the RL judge and the report shows both judges. "
+                                     "Default: the budget's (0 = no RL stage: it did not pay, issue 16)")
 
     def __post_init__(self):
         from reagent.quickstart.budgets import BUDGETS
@@ -34,6 +38,15 @@ class QuickstartConfig:
             raise ValueError(f"jobs must be >= 1, got {self.jobs}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+        if self.judge_rl_steps is not None and self.judge_rl_steps < 0:
+            raise ValueError(f"judge_rl_steps must be >= 0, got {self.judge_rl_steps}")
+
+    def budget_values(self):
+        """The named budget, with ``judge_rl_steps`` replaced where it is set."""
+        from reagent.quickstart.budgets import BUDGETS
+
+        b = BUDGETS[self.budget]
+        return b if self.judge_rl_steps is None else dataclasses.replace(b, judge_rl_steps=self.judge_rl_steps)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,14 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from reagent.quickstart.budgets import BUDGETS
     from reagent.quickstart.launch import fork_available, preload
     from reagent.quickstart.pipeline import seed_stages
     from reagent.quickstart.report import write_report
     from reagent.quickstart.scheduler import run_plan
 
     c = load_config(QuickstartConfig, args)
-    root, budget = Path(c.out), BUDGETS[c.budget]
+    root, budget = Path(c.out), c.budget_values()
     plan = [(s, st) for s in range(c.seeds) for st in seed_stages(root, s, budget, c.device)]
     total = sum(st.eta_share(c.jobs) for _, st in plan)
     start = time.time()
