@@ -28,19 +28,13 @@ from typing import Any
 
 from eval.metrics import mean_and_stderr
 from eval.report import compute_metrics
-from reagent.quickstart.report import judge_quality_lines, judge_quality_of
+from reagent.quickstart.report import judge_quality_lines, judge_quality_of, jsonl_rows
 
 RL_KEYS = ("step", "accuracy", "reward/total_mean", "reward/judge_mean", "groups/degenerate_frac",
            "judge/failure_rate", "process/answer_neutral_flaws", "process/tool_calls", "process/tokens")
 
 
 # ---------------------------------------------------------------- collecting saved records
-
-
-def _lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def light(rec: dict) -> dict:
@@ -58,13 +52,13 @@ def collect(run: Path, records: Path) -> None:
     for seed_dir in sorted(run.glob("seed*")):
         out = records / seed_dir.name
         for eval_dir in sorted((seed_dir / "eval").glob("*/")):
-            recs = _lines(eval_dir / "records.jsonl")
+            recs = jsonl_rows(eval_dir / "records.jsonl")
             if recs:
                 (out / "eval").mkdir(parents=True, exist_ok=True)
                 (out / "eval" / f"{eval_dir.name}.jsonl").write_text(
                     "".join(json.dumps(light(r)) + "\n" for r in recs))
         for rl_dir in sorted((seed_dir / "rl").glob("*/")):
-            lines = _lines(rl_dir / "metrics.jsonl")
+            lines = jsonl_rows(rl_dir / "metrics.jsonl")
             if lines:
                 (out / "rl").mkdir(parents=True, exist_ok=True)
                 (out / "rl" / f"{rl_dir.name}.jsonl").write_text(
@@ -83,7 +77,7 @@ def eval_metrics(records: Path) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for seed_dir in sorted(records.glob("seed*")):
         for f in sorted((seed_dir / "eval").glob("*.jsonl")):
-            out.setdefault(f.stem, []).append(compute_metrics(_lines(f))["overall"])
+            out.setdefault(f.stem, []).append(compute_metrics(jsonl_rows(f))["overall"])
     return out
 
 
@@ -113,7 +107,7 @@ def rl_curves(records: Path, run: str, key: str) -> dict[int, list[float]]:
     """Per-step training metric ``key`` of ``run`` over seeds."""
     out: dict[int, list[float]] = {}
     for seed_dir in sorted(records.glob("seed*")):
-        for m in _lines(seed_dir / "rl" / f"{run}.jsonl"):
+        for m in jsonl_rows(seed_dir / "rl" / f"{run}.jsonl"):
             if m.get(key) is not None and not _nan(m[key]):
                 out.setdefault(m["step"], []).append(m[key])
     return out

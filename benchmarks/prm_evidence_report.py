@@ -34,6 +34,7 @@ from pathlib import Path
 
 from eval.best_of_n import bon_curve
 from eval.metrics import mean_and_stderr
+from reagent.quickstart.report import jsonl_rows
 
 SCORER_NAMES = {"prm": "AgentPRM (TD+GAE, promise+progress)", "pvm": "PVM (MC, beta 0)", "orm": "ORM",
                 "judge": "generative judge"}
@@ -44,12 +45,6 @@ RL_KEYS = ("step", "accuracy", "reward/total_mean", "process/reward_mean", "grou
 
 
 # ---------------------------------------------------------------- collecting saved records
-
-
-def _lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -73,12 +68,12 @@ def collect(run: Path, records: Path) -> None:
     for seed_dir in sorted(run.glob("seed*")):
         out = records / seed_dir.name
         for eval_dir in sorted((seed_dir / "eval").glob("*/")):
-            recs = _lines(eval_dir / "records.jsonl")
+            recs = jsonl_rows(eval_dir / "records.jsonl")
             if recs:
                 _write(out / "eval" / f"{eval_dir.name}.jsonl", [light(r) for r in recs])
         for rl_dir in sorted((seed_dir / "rl").glob("*/")):
             _write(out / "rl" / f"{rl_dir.name}.jsonl",
-                   [{k: m[k] for k in RL_KEYS if k in m} for m in _lines(rl_dir / "metrics.jsonl")])
+                   [{k: m[k] for k in RL_KEYS if k in m} for m in jsonl_rows(rl_dir / "metrics.jsonl")])
         for it in sorted((seed_dir / "inverse").glob("iter-*/")):
             if (it / "done.json").exists():
                 done = json.loads((it / "done.json").read_text())
@@ -86,7 +81,7 @@ def collect(run: Path, records: Path) -> None:
                 (out / "inverse" / f"{it.name}.json").write_text(json.dumps(
                     {k: done[k] for k in ("iteration", "labels", "negatives", "discrimination", "seconds")}, indent=2))
                 _write(out / "inverse" / f"{it.name}-rl.jsonl",
-                       [{k: m[k] for k in RL_KEYS if k in m} for m in _lines(it / "policy" / "metrics.jsonl")])
+                       [{k: m[k] for k in RL_KEYS if k in m} for m in jsonl_rows(it / "policy" / "metrics.jsonl")])
         for head in sorted((seed_dir / "prm").glob("*/final/reagent_prm.json")):
             (out / "prm").mkdir(parents=True, exist_ok=True)
             meta = json.loads(head.read_text())
@@ -147,7 +142,7 @@ def at_budget(curve: dict[int, float], n: float) -> tuple[float, bool]:
 def compute(records: Path) -> dict:
     study = json.loads((records / "study.json").read_text())
     seeds = sorted(p for p in records.glob("seed*") if p.is_dir())
-    evals = {s.name: {p.stem: _lines(p) for p in sorted((s / "eval").glob("*.jsonl"))} for s in seeds}
+    evals = {s.name: {p.stem: jsonl_rows(p) for p in sorted((s / "eval").glob("*.jsonl"))} for s in seeds}
     data: dict = {"study": study, "seeds": [s.name for s in seeds], "bon": {}, "beam": {}, "plain": {},
                   "inverse": {}, "rl": {}, "prm": {}, "evals_by_seed": {s: sorted(e) for s, e in evals.items()}}
     for scorer in SCORER_NAMES:
@@ -202,12 +197,12 @@ def compute(records: Path) -> dict:
     for s in seeds:
         for it in sorted((s / "inverse").glob("iter-*.json")):
             done = json.loads(it.read_text())
-            rl = _lines(s / "inverse" / f"{it.stem}-rl.jsonl")
+            rl = jsonl_rows(s / "inverse" / f"{it.stem}-rl.jsonl")
             data["inverse"].setdefault(done["iteration"], []).append(
                 {**done["discrimination"], "rl_accuracy_first": rl[0].get("accuracy") if rl else None,
                  "rl_accuracy_last": rl[-1].get("accuracy") if rl else None})
         for run in sorted((s / "rl").glob("*.jsonl")):
-            data["rl"].setdefault(run.stem, []).append(_lines(run))
+            data["rl"].setdefault(run.stem, []).append(jsonl_rows(run))
         for head in sorted((s / "prm").glob("*.json")):
             data["prm"].setdefault(head.stem, []).append(json.loads(head.read_text())["heldout"])
     return data

@@ -17,7 +17,9 @@ from reagent.quickstart.pipeline import VARIANTS
 ROWS = ("sft", *VARIANTS, "sft-critique", "grpo-critique")
 
 
-def _lines(path: Path) -> list[dict]:
+def jsonl_rows(path: Path) -> list[dict]:
+    """The JSON objects of a JSONL file written by the project's own stages (blank lines
+    skipped); [] when the file does not exist (a stage that did not run)."""
     if not path.exists():
         return []
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
@@ -38,7 +40,7 @@ def _tool_calls(records: list[dict]) -> float:
 
 
 def _judge_mean(path: Path) -> float:
-    scores = [r["judge"]["score"] for r in _lines(path) if (r.get("judge") or {}).get("score") is not None]
+    scores = [r["judge"]["score"] for r in jsonl_rows(path) if (r.get("judge") or {}).get("score") is not None]
     return sum(scores) / len(scores) if scores else float("nan")
 
 
@@ -50,7 +52,7 @@ def _seconds(seed_dir: Path, stage: str) -> float:
 def seed_results(seed_dir: Path) -> dict:
     rows = {}
     for name in ROWS:
-        records = _lines(seed_dir / "eval" / name / "records.jsonl")
+        records = jsonl_rows(seed_dir / "eval" / name / "records.jsonl")
         if not records:
             continue
         acc, se = accuracy(records)
@@ -265,10 +267,10 @@ def plot_curves(root: Path, seeds: int, b) -> Path:
         accs: dict[int, list[float]] = {}
         for s in range(seeds):
             sd = root / f"seed{s}"
-            for m in _lines(sd / "rl" / v / "metrics.jsonl"):
+            for m in jsonl_rows(sd / "rl" / v / "metrics.jsonl"):
                 rewards.setdefault(m["step"], []).append(m.get("reward/total_mean"))
             for step, name in ((0, "sft"), (half, f"{v}-step{half}"), (b.rl_steps, v)):
-                recs = _lines(sd / "eval" / name / "records.jsonl")
+                recs = jsonl_rows(sd / "eval" / name / "records.jsonl")
                 if recs:
                     accs.setdefault(step, []).append(accuracy(recs)[0])
         if rewards:
