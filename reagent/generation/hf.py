@@ -60,11 +60,13 @@ import contextlib
 import copy
 import inspect
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from reagent.generation import shared_prefix
 from reagent.generation.base import Generation, SamplingParams, TokenBackend
 
 try:  # transformers >= 4.56: a cache is a list of layer objects (see _reserve)
@@ -221,7 +223,12 @@ class _StopStrings:
 
     def hits(self, rows: list[list[int]]) -> list[bool]:
         tails = [r[-self.window:] for r in rows]
-        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=False)
+        # a fast tokenizer's own decoder: transformers' batch_decode adds per-id Python
+        # conversion that cost more than the decoding (9% of a judge call); its optional
+        # clean-up of spaces before punctuation is not applied to this tail
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        texts = (backend.decode_batch(tails, skip_special_tokens=False) if backend is not None
+                 else self.tokenizer.batch_decode(tails, skip_special_tokens=False))
         return [any(s in t for s in self.stops) for t in texts]
 
 
@@ -278,36 +285,47 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
     unique: dict[tuple[int, ...], int] = {}
     first = [unique.setdefault(tuple(p), len(unique)) for p in prompts]
     distinct = list(unique)
-    width = max(len(p) for p in distinct)
     steps = max(limits)
-    # the mask for every step, preallocated: step k reads its first `prompt + k + 1` columns
     plen = prefix[1] if prefix is not None else 0
-    full_mask = torch.zeros((len(distinct), plen + width + steps), dtype=torch.long)
-    full_mask[:, :plen + width] = 1
-    ids = torch.full((len(distinct), width), pad_id, dtype=torch.long)
-    for i, p in enumerate(distinct):
-        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-        full_mask[i, plen:plen + width - len(p)] = 0
-    full_mask[:, plen + width:] = 1
-    ids, full_mask = ids.to(device), full_mask.to(device)
-    positions = (full_mask[:, plen:plen + width].cumsum(-1) - 1).clamp(min=0) + plen
-    past = _expand_prefix(prefix[0], len(distinct)) if prefix is not None else None
-    extra = {"logits_to_keep": 1} if keep_logits_kw else {}
-    out = model(input_ids=ids, attention_mask=full_mask[:, :plen + width], position_ids=positions,
-                use_cache=True, past_key_values=past, **extra)
-    cache, logits = _reserve(out.past_key_values, plen + width + steps), out.logits[:, -1, :]
+    # With a shared prefix, attention reads it once per step (shared_prefix.py) where the
+    # model allows: the rows' caches then hold only what follows the prefix.
+    cascade = (shared_prefix.SharedPrefix.from_cache(prefix[0])
+               if prefix is not None and shared_prefix.supported(model) and _reservable(prefix[0]) else None)
+    if cascade is not None:
+        cache, logits, full_mask, last_pos = _prefill_after_prefix(
+            model, distinct, prefix, steps, pad_id=pad_id, device=device, keep_logits_kw=keep_logits_kw)
+        width = full_mask.shape[1] - steps
+    else:
+        width = max(len(p) for p in distinct)
+        # the mask for every step, preallocated: step k reads its first `prompt + k + 1` columns
+        full_mask = torch.zeros((len(distinct), plen + width + steps), dtype=torch.long)
+        full_mask[:, :plen + width] = 1
+        ids = torch.full((len(distinct), width), pad_id, dtype=torch.long)
+        for i, p in enumerate(distinct):
+            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            full_mask[i, plen:plen + width - len(p)] = 0
+        full_mask[:, plen + width:] = 1
+        ids, full_mask = ids.to(device), full_mask.to(device)
+        positions = (full_mask[:, plen:plen + width].cumsum(-1) - 1).clamp(min=0) + plen
+        past = _expand_prefix(prefix[0], len(distinct)) if prefix is not None else None
+        extra = {"logits_to_keep": 1} if keep_logits_kw else {}
+        out = model(input_ids=ids, attention_mask=full_mask[:, :plen + width], position_ids=positions,
+                    use_cache=True, past_key_values=past, **extra)
+        cache = _reserve(out.past_key_values, plen + width + steps)
+        logits, last_pos = out.logits[:, -1, :], positions[:, -1:]
+        width = plen + width
     if len(distinct) < n:
         copies = torch.tensor(first, device=device)
         cache.batch_select_indices(copies)
-        logits, full_mask, positions = logits[copies], full_mask[copies], positions[copies]
-    width = plen + width
+        logits, full_mask, last_pos = logits[copies], full_mask[copies], last_pos[copies]
+    decode_kw = {"shared_prefix": cascade} if cascade is not None else {}
 
     outs: list[list[int]] = [[] for _ in range(n)]
     logps: list[list[float]] | None = [[] for _ in range(n)] if params.logprobs else None
     reasons: list[str | None] = [None] * n
     rows = list(range(n))  # batch position -> original index, for rows still in the batch
     uniforms = _Uniforms(generator, n, device) if params.temperature > 0 else None
-    next_pos = positions[:, -1:] + 1
+    next_pos = last_pos + 1
     step = 0
     while True:
         logits = logits.float()
@@ -351,12 +369,26 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
         step += 1
         if width + step > full_mask.shape[1]:  # only under sync_ranks: finished rows keep stepping
             full_mask = torch.cat([full_mask, full_mask.new_ones((full_mask.shape[0], max(steps, 64)))], dim=-1)
-        out = model(input_ids=tokens[:, None], attention_mask=full_mask[:, :width + step], position_ids=next_pos,
-                    past_key_values=cache, use_cache=True)
+        mask = full_mask[:, :width + step]
+        if cascade is None:
+            out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos,
+                        past_key_values=cache, use_cache=True)
+        else:  # the row's own keys only, as a 4-D mask (shared_prefix.py)
+            with shared_prefix.shared_prefix_attention(model):
+                out = model(input_ids=tokens[:, None], attention_mask=mask[:, None, None, :].bool(),
+                            position_ids=next_pos, past_key_values=cache, use_cache=True, **decode_kw)
         logits = out.logits[:, -1, :]
         next_pos = next_pos + 1
     return [(outs[r], reasons[r] or "length", logps[r] if logps is not None else None)
             for r in range(n)]
+
+
+def _reservable(cache: Any) -> bool:
+    """Whether every layer of ``cache`` is a plain dynamic layer :func:`_reserve` takes over."""
+    layers = getattr(cache, "layers", None)
+    return (_DynamicLayer is not None and layers is not None
+            and all(type(layer) is _DynamicLayer and layer.is_initialized and layer.keys.dim() == 4
+                    for layer in layers))
 
 
 def _reserve(cache: Any, capacity: int) -> Any:
@@ -382,37 +414,138 @@ def _reserve(cache: Any, capacity: int) -> Any:
     return cache
 
 
+# Prefill after a shared prefix: at most this many rows per forward.
+PREFILL_ROWS = 8
+
+
+def _prefill_after_prefix(model: Any, suffixes: list[tuple[int, ...]], prefix: tuple[Any, int],
+                          steps: int, *, pad_id: int, device: torch.device,
+                          keep_logits_kw: bool) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Prefill ``suffixes``, each after the shared prefix ``prefix=(cache, P)``, for a
+    decode with shared-prefix attention.
+
+    The rows go through the model in length buckets (longest first, at most
+    :data:`PREFILL_ROWS` rows per forward), each padded only to its own longest row,
+    instead of one batch padded to the longest of all (on the quickstart's judge that
+    halved the prefilled positions), with the model's own attention over a per-bucket
+    copy of the prefix cache (torch's fused attention is the fastest prefill). The
+    suffixes' keys and values are then laid side by side, left-padded to the longest
+    suffix ``W``, in one reserved cache without the prefix, with room for ``steps`` more
+    positions and keys transposed for :func:`shared_prefix.attention`.
+
+    Returns ``(cache, logits (R, V), mask (R, W + steps), last positions (R, 1))``, rows
+    in the order of ``suffixes``; the mask marks each row's own real positions and every
+    decode step (the prefix is visible to all and not in the mask).
+    """
+    prefix_cache, plen = prefix
+    rows = len(suffixes)
+    lengths = [len(p) for p in suffixes]
+    width = max(lengths)
+    order = sorted(range(rows), key=lambda i: -lengths[i])
+    buckets = [order[k:k + PREFILL_ROWS] for k in range(0, rows, PREFILL_ROWS)]
+    full_mask = torch.ones((rows, width + steps), dtype=torch.long)
+    for i, length in enumerate(lengths):
+        full_mask[i, :width - length] = 0
+    full_mask = full_mask.to(device)
+    extra = {"logits_to_keep": 1} if keep_logits_kw else {}
+    logits: torch.Tensor | None = None
+    container, pieces = None, []
+    for bucket in buckets:
+        w = lengths[bucket[0]]
+        ids = torch.full((len(bucket), w), pad_id, dtype=torch.long)
+        mask = torch.ones((len(bucket), plen + w), dtype=torch.long)
+        for r, i in enumerate(bucket):
+            ids[r, w - lengths[i]:] = torch.tensor(suffixes[i], dtype=torch.long)
+            mask[r, plen:plen + w - lengths[i]] = 0
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask[:, plen:].cumsum(-1) - 1).clamp(min=0) + plen
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                    past_key_values=_expand_prefix(prefix_cache, len(bucket)), **extra)
+        if logits is None:
+            logits = out.logits.new_empty((rows, out.logits.shape[-1]))
+        logits[torch.tensor(bucket, device=device)] = out.logits[:, -1, :]
+        container = container or out.past_key_values
+        pieces.append((bucket, out.past_key_values))
+    for layer_idx, layer in enumerate(container.layers):
+        reserved = object.__new__(_ReservedLayer)
+        reserved.__dict__.update(layer.__dict__)
+        reserved.lay_out([(bucket, cache.layers[layer_idx]) for bucket, cache in pieces],
+                         plen, rows, width, width + steps)
+        container.layers[layer_idx] = reserved
+    last = torch.tensor([[plen + length - 1] for length in lengths], dtype=torch.long, device=device)
+    return container, logits, full_mask, last
+
+
 class _ReservedLayer(_DynamicLayer or object):  # type: ignore[misc]
     """A dynamic cache layer whose keys/values live in buffers reserved up front; the
-    decode loop's row dropping (``batch_select_indices``) selects from the buffers."""
+    decode loop's row dropping (``batch_select_indices``) selects from the buffers.
+
+    ``transposed``: the key buffer is laid out (B, H, head_dim, capacity), so that a matmul
+    attention's ``q @ k^T`` reads it contiguously (:func:`shared_prefix.attention`: 2.4x
+    faster at batch 64 on CPU); torch's sdpa is faster on the usual (B, H, capacity,
+    head_dim). ``keys`` is a (B, H, n, head_dim) view either way.
+    """
+
+    _transposed = False
 
     def adopt(self, capacity: int) -> None:
+        """Take over this layer's keys and values into buffers of ``capacity`` positions."""
         k, v = self.keys, self.values
         self._n = k.shape[-2]
-        self._k = k.new_empty((*k.shape[:2], max(capacity, self._n), k.shape[3]))
-        self._v = v.new_empty((*v.shape[:2], max(capacity, self._n), v.shape[3]))
-        self._k[:, :, :self._n], self._v[:, :, :self._n] = k, v
+        cap = max(capacity, self._n)
+        if self._transposed:
+            self._kbuf = k.new_empty((*k.shape[:2], k.shape[3], cap))
+        else:
+            self._kbuf = k.new_empty((*k.shape[:2], cap, k.shape[3]))
+        self._v = v.new_empty((*v.shape[:2], cap, v.shape[3]))
+        self._keys_at(0, k)
+        self._v[:, :, :self._n] = v
         self._view()
 
+    def lay_out(self, pieces: list[tuple[list[int], Any]], skip: int, rows: int, width: int,
+                capacity: int) -> None:
+        """Build transposed buffers of ``rows`` rows from per-bucket layers: bucket rows
+        ``idx`` get that layer's keys/values after its first ``skip`` positions (the
+        prefix), right-aligned at ``width`` (zeros before)."""
+        k0 = pieces[0][1].keys
+        self._transposed, self._n = True, width
+        self._kbuf = k0.new_zeros((rows, k0.shape[1], k0.shape[3], capacity))
+        self._v = k0.new_zeros((rows, k0.shape[1], capacity, k0.shape[3]))
+        for idx, layer in pieces:
+            index = torch.tensor(idx, device=k0.device)
+            w = layer.keys.shape[-2] - skip
+            self._kbuf[index, :, :, width - w:width] = layer.keys[:, :, skip:].transpose(-1, -2)
+            self._v[index, :, width - w:width] = layer.values[:, :, skip:]
+        self._view()
+
+    def _keys_at(self, start: int, keys: torch.Tensor) -> None:
+        end = start + keys.shape[-2]
+        if self._transposed:
+            self._kbuf[..., start:end] = keys.transpose(-1, -2)
+        else:
+            self._kbuf[:, :, start:end] = keys
+
     def _view(self) -> None:
-        self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
+        self.keys = (self._kbuf[..., :self._n].transpose(-1, -2) if self._transposed
+                     else self._kbuf[:, :, :self._n])
+        self.values = self._v[:, :, :self._n]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         m = key_states.shape[-2]
-        if self._n + m > self._k.shape[2]:  # past the reservation (sync_ranks): twice as large
+        if self._n + m > self._v.shape[2]:  # past the reservation (sync_ranks): twice as large
             self.adopt(2 * (self._n + m))
-        self._k[:, :, self._n:self._n + m] = key_states
+        self._keys_at(self._n, key_states)
         self._v[:, :, self._n:self._n + m] = value_states
         self._n += m
         self._view()
         return self.keys, self.values
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._k, self._v = self._k[indices], self._v[indices]
+        self._kbuf, self._v = self._kbuf[indices], self._v[indices]
         self._view()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        self._k = self._k.repeat_interleave(repeats, dim=0)
+        self._kbuf = self._kbuf.repeat_interleave(repeats, dim=0)
         self._v = self._v.repeat_interleave(repeats, dim=0)
         self._view()
 
@@ -467,6 +600,18 @@ def generate_tokens(model: Any, tokenizer: Any, prompts: list[list[int]],
     if empty:
         raise ValueError(f"prompts {empty[:5]} are empty; every prompt needs at least one token")
     limits = [max(m, 0) for m in params.row_limits(len(prompts))]
+    if params.temperature <= 0 and not sync:
+        # greedy: identical prompts with equal limits give identical outputs, so each is
+        # generated once (a judge sees the same trajectory several times in a GRPO group)
+        slot: dict[tuple, int] = {}
+        which = [slot.setdefault((tuple(p), m), len(slot)) for p, m in zip(prompts, limits)]
+        if len(slot) < len(prompts):
+            keys = list(slot)
+            once = generate_tokens(model, tokenizer, [list(k[0]) for k in keys],
+                                   replace(params, row_max_new_tokens=[k[1] for k in keys], row_seeds=None),
+                                   batch_size=batch_size, eos_token_ids=eos_token_ids, prefix_cache=prefix_cache)
+            return [replace(once[w], token_ids=list(once[w].token_ids),
+                            logprobs=None if once[w].logprobs is None else list(once[w].logprobs)) for w in which]
     if not sync and all(m == 0 for m in limits):
         return [Generation(text="", token_ids=[], finish_reason="length",
                            logprobs=[] if params.logprobs else None) for _ in prompts]
@@ -493,7 +638,9 @@ def generate_tokens(model: Any, tokenizer: Any, prompts: list[list[int]],
     n_chunks = _dist_max(len(chunks), device) if sync else len(chunks)
     was_training = model.training
     model.eval()
-    shared = common_prefix_length([prompts[i] for i in order]) if prefix_cache and not sync else 0
+    # one prompt has nothing to share; a prefix prefilled apart would only cost a forward
+    shared = (common_prefix_length([prompts[i] for i in order])
+              if prefix_cache and not sync and len(order) > 1 else 0)
     try:
         prefix = (prefill_prefix(model, list(prompts[order[0]][:shared]), device), shared) \
             if shared >= MIN_SHARED_PREFIX else None
