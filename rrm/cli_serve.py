@@ -26,6 +26,8 @@ class ServeConfig:
     default_max_tokens: int = cfg(1024, help="max_tokens when a request gives none")
     device: str = cfg("auto", help="cpu, cuda, cuda:1 or auto")
     dtype: str = cfg("auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
+    prefix_cache: bool = cfg(True, help="prefill a batch's shared leading tokens (a judge's system "
+                                        "prompt) once and read them once per decode step")
 
     def __post_init__(self):
         if not self.model:
@@ -47,7 +49,8 @@ def main(args: argparse.Namespace) -> int:
     config = load_config(ServeConfig, args)
     app = load_app(config.model, config.served_model_name, device=config.device,
                    dtype=config.dtype, max_batch=config.max_batch,
-                   max_wait_ms=config.max_wait_ms, default_max_tokens=config.default_max_tokens)
+                   max_wait_ms=config.max_wait_ms, default_max_tokens=config.default_max_tokens,
+                   prefix_cache=config.prefix_cache)
     print(f"serving {config.model} at http://{config.host}:{config.port}/v1", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="info")
     return 0

@@ -327,11 +327,13 @@ def create_app(backend: Any, model_name: str, *, max_batch: int = 32, max_wait_m
 
 def load_app(model_dir: str | Path, served_model_name: str | None = None, *,
              device: str = "auto", dtype: str = "auto", max_batch: int = 32,
-             max_wait_ms: float = 10.0, default_max_tokens: int = 1024):
-    """An app serving the local model directory ``model_dir``."""
+             max_wait_ms: float = 10.0, default_max_tokens: int = 1024, prefix_cache: bool = True):
+    """An app serving the local model directory ``model_dir``. ``prefix_cache``: a batch's
+    shared leading tokens (a judge's system prompt) are prefilled once and read once per
+    decode step (:class:`~reagent.generation.hf.HFBackend`), like vLLM's prefix caching."""
     from reagent.generation.hf import HFBackend
 
-    backend = HFBackend(model_dir, device=device, dtype=dtype, batch_size=max_batch)
+    backend = HFBackend(model_dir, device=device, dtype=dtype, batch_size=max_batch, prefix_cache=prefix_cache)
     return create_app(backend, served_model_name or str(model_dir), max_batch=max_batch,
                       max_wait_ms=max_wait_ms, default_max_tokens=default_max_tokens)
 
