@@ -27,9 +27,11 @@ Judgment with status ``failed`` (or the parse status) and ``score=None`` -- neve
 silent 0.
 
 Speed: a :class:`LocalJudge` prefills the system prompt that starts every judge prompt
-once per call and reuses its KV cache across the batch (``HFBackend(prefix_cache=True)``);
-for an HTTP judge served by vLLM, ``vllm serve CKPT --enable-prefix-caching`` does the
-same across requests (the default in vLLM's V1 engine).
+once per call and reads its keys/values once per decode step for the whole batch
+(``HFBackend(prefix_cache=True)``, :mod:`reagent.generation.shared_prefix`); identical
+prompts are judged once. ``reagent serve`` does the same for the batches it forms; for an
+HTTP judge served by vLLM, ``vllm serve CKPT --enable-prefix-caching`` shares the prefix
+across requests (the default in vLLM's V1 engine).
 What to do with such an item is the caller's choice per run, see
 :func:`apply_failure_policy`: drop it, fall back to the outcome reward alone, or stop.
 

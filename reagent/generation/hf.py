@@ -24,7 +24,14 @@ Why a hand-written decode loop instead of ``model.generate``:
   version of this loop (14.2k vs 14.0k tok/s at batch 64, ``micro`` model, transformers
   5.24); it has neither the prompt dedup nor the reserved cache.
 * **Shared prefixes.** With ``prefix_cache`` the prompts' common start (a judge's system
-  prompt) is prefilled once and its KV cache copied into each micro-batch.
+  prompt) is prefilled once. Where the model allows (transformers' attention interface,
+  full attention), the decode then keeps that prefix's keys/values once and each step's
+  attention reads them once for the whole batch (:mod:`reagent.generation.shared_prefix`),
+  the rows' caches holding only what follows; the suffixes are prefilled in length
+  buckets. Otherwise the prefix cache is copied into each micro-batch.
+* **Greedy duplicates once.** At temperature 0 identical prompts with equal limits give
+  identical outputs, so each is generated once (a judge sees a GRPO group's identical
+  trajectories).
 * **Stable across transformers versions** (4.45 to 5.x): it uses only ``forward``
   with ``attention_mask``/``position_ids``/``past_key_values`` and
   ``Cache.batch_select_indices``.

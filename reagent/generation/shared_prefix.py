@@ -88,19 +88,19 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
     hkv = key.shape[1]
     rep = h // hkv
     scale = scaling if scaling is not None else d ** -0.5
-    pk, pv = shared_prefix.keys[module.layer_idx], shared_prefix.values[module.layer_idx]
-    p = pk.shape[-2]
     dtype = query.dtype
-    # grouped query heads ride with their key/value head: (B, H_kv, rep*q, D)
+    # grouped query heads ride with their key/value head: (B, H_kv, rep*q, D), no copies
+    # of the keys and values per query head
     grouped = query.reshape(b, hkv, rep * q, d)
-    # against the prefix: one (B*rep*q, D) x (D, P) product per kv head, the prefix read once
-    by_head = grouped.transpose(0, 1).reshape(hkv, b * rep * q, d)
-    s_prefix = torch.bmm(by_head, pk[0].transpose(-1, -2)).view(hkv, b, rep * q, p).transpose(0, 1)
-    # against the row's own keys
     s_own = torch.matmul(grouped, key.transpose(-1, -2))  # (B, H_kv, rep*q, L)
     if attention_mask is not None:
         hidden = ~attention_mask.to(torch.bool)[:, :, None]  # (B, 1, 1, q, L)
         s_own = s_own.view(b, hkv, rep, q, -1).masked_fill(hidden, float("-inf")).view(b, hkv, rep * q, -1)
+    pk, pv = shared_prefix.keys[module.layer_idx], shared_prefix.values[module.layer_idx]
+    p = pk.shape[-2]
+    # against the prefix: one (B*rep*q, D) x (D, P) product per kv head, the prefix read once
+    by_head = grouped.transpose(0, 1).reshape(hkv, b * rep * q, d)
+    s_prefix = torch.bmm(by_head, pk[0].transpose(-1, -2)).view(hkv, b, rep * q, p).transpose(0, 1)
     probs = (torch.cat([s_prefix, s_own], dim=-1).float() * scale).softmax(dim=-1).to(dtype)
     p_prefix, p_own = probs[..., :p], probs[..., p:]
     out_prefix = torch.bmm(p_prefix.transpose(0, 1).reshape(hkv, b * rep * q, p), pv[0])
