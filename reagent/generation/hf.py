@@ -450,9 +450,9 @@ def _prefill_after_prefix(model: Any, suffixes: list[tuple[int, ...]], prefix: t
     width = max(lengths)
     order = sorted(range(rows), key=lambda i: -lengths[i])
     buckets = [order[k:k + PREFILL_ROWS] for k in range(0, rows, PREFILL_ROWS)]
-    full_mask = torch.ones((rows, width + steps), dtype=torch.long)
+    full_mask = torch.ones((rows, width + steps), dtype=torch.bool)
     for i, length in enumerate(lengths):
-        full_mask[i, :width - length] = 0
+        full_mask[i, :width - length] = False
     full_mask = full_mask.to(device)
     extra = {"logits_to_keep": 1} if keep_logits_kw else {}
     logits: torch.Tensor | None = None
