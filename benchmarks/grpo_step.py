@@ -17,12 +17,15 @@ equal trajectories (issue 20: at most 1.5x), every group kept in the update on b
 sides, with the quickstart's trained SFT policy and judge (``reagent quickstart`` or
 ``benchmarks/efficacy.py`` seed 0; settings as the quickstart's RL stage)::
 
-    python benchmarks/grpo_step.py --config configs/toy_reagent_r.yaml --against grpo --steps 8 \\
+    python benchmarks/grpo_step.py --config configs/toy_reagent_r.yaml --against grpo --steps 13 \\
         keep_degenerate_groups=true model=RUN/sft/final judge_model=RUN/judge/final \\
-        create_missing_model=false max_turns=5 max_tokens=160 judge_max_new_tokens=192 judge_batch_size=64
+        create_missing_model=false max_turns=5 max_tokens=160 judge_max_new_tokens=192 \\
+        judge_batch_size=64 lr=0
 
 Both trainers start from the same weights and seed, so their first rollouts are the same;
-after that each follows its own updates.
+with learning on, each then follows its own updates and their rollouts drift apart.
+``lr=0`` keeps both policies at the start, so every step's trajectories are the same on
+both sides and the difference is the judge alone (the update still runs in full).
 """
 
 from __future__ import annotations
