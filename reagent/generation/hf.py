@@ -471,7 +471,8 @@ def _prefill_after_prefix(model: Any, suffixes: list[tuple[int, ...]], prefix: t
         if logits is None:
             logits = out.logits.new_empty((rows, out.logits.shape[-1]))
         logits[torch.tensor(bucket, device=device)] = out.logits[:, -1, :]
-        container = container or out.past_key_values
+        if container is None:
+            container = out.past_key_values
         pieces.append((bucket, out.past_key_values))
     for layer_idx, layer in enumerate(container.layers):
         reserved = object.__new__(_ReservedLayer)
