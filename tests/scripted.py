@@ -89,6 +89,15 @@ def staggered_solver(max_extra: int = 5):
     return script
 
 
+class _Backlogged(ThreadingHTTPServer):
+    """A listen backlog for bursts: socketserver's default of 5 makes the kernel drop the
+    connects of a burst of 64 requests, which the clients retry about a second later (a
+    1-second server then looked like a 3-second one); real servers (uvicorn, vLLM) listen
+    with a backlog of 2048."""
+
+    request_queue_size = 256
+
+
 class ScriptedServer:
     """The one scripted OpenAI-compatible server of the tests, on 127.0.0.1 (a real
     ``ThreadingHTTPServer``: the ``openai`` client, its retries and our thread pools are
@@ -166,7 +175,7 @@ class ScriptedServer:
                     "model": body.get("model") or server.model, "choices": [choice],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Backlogged(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
