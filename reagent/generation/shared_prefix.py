@@ -14,8 +14,10 @@ is the same attention, up to float rounding.
 
 How it plugs into transformers: the function is registered in transformers'
 ``AttentionInterface`` under :data:`NAME` (a new name; no existing implementation is
-changed) and selected only for the duration of a decode loop with
-:func:`shared_prefix_attention`, which restores the model's own implementation after.
+changed) and selected with :func:`shared_prefix_attention` around each decode forward of
+a prefix-cached call, which restores the model's own implementation after. The switch is
+a setting of the model's config, so the model must not run forwards on another thread
+meanwhile: a judge's model is its own, and judging overlaps other work only over HTTP.
 The prefix reaches the attention layers as the forward's ``shared_prefix`` keyword
 (transformers passes unknown keywords down to the attention function). Since no mask
 function is registered for the name, the caller passes the per-row mask as a 4-D
