@@ -270,6 +270,23 @@ def _expand_prefix(cache: Any, n: int) -> Any:
     return cache
 
 
+def _left_padded(rows: list, plen: int, extra: int, *, pad_id: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``rows`` left-padded to the longest (``w``), after ``plen`` prefix positions:
+    ids ``(R, w)``, the mask over ``[prefix | pad.. | row | extra positions]`` (0 at the
+    pads only) ``(R, plen + w + extra)``, and position ids continuing from ``plen``
+    without the pads ``(R, w)``."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.ones((len(rows), plen + width + extra), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[i, plen:plen + width - len(r)] = 0
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask[:, plen:plen + width].cumsum(-1) - 1).clamp(min=0) + plen
+    return ids, mask, positions
+
+
 @torch.no_grad()
 def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams,
                     limits: list[int], *, pad_id: int, eos_ids: set[int], stops: _StopStrings,
@@ -305,15 +322,7 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
     else:
         width = max(len(p) for p in distinct)
         # the mask for every step, preallocated: step k reads its first `prompt + k + 1` columns
-        full_mask = torch.zeros((len(distinct), plen + width + steps), dtype=torch.long)
-        full_mask[:, :plen + width] = 1
-        ids = torch.full((len(distinct), width), pad_id, dtype=torch.long)
-        for i, p in enumerate(distinct):
-            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            full_mask[i, plen:plen + width - len(p)] = 0
-        full_mask[:, plen + width:] = 1
-        ids, full_mask = ids.to(device), full_mask.to(device)
-        positions = (full_mask[:, plen:plen + width].cumsum(-1) - 1).clamp(min=0) + plen
+        ids, full_mask, positions = _left_padded(distinct, plen, steps, pad_id=pad_id, device=device)
         past = _expand_prefix(prefix[0], len(distinct)) if prefix is not None else None
         extra = {"logits_to_keep": 1} if keep_logits_kw else {}
         out = model(input_ids=ids, attention_mask=full_mask[:, :plen + width], position_ids=positions,
@@ -325,7 +334,6 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
         copies = torch.tensor(first, device=device)
         cache.batch_select_indices(copies)
         logits, full_mask, last_pos = logits[copies], full_mask[copies], last_pos[copies]
-    decode_kw = {"shared_prefix": cascade} if cascade is not None else {}
 
     outs: list[list[int]] = [[] for _ in range(n)]
     logps: list[list[float]] | None = [[] for _ in range(n)] if params.logprobs else None
@@ -383,19 +391,22 @@ def _generate_batch(model: Any, prompts: list[list[int]], params: SamplingParams
         else:  # the row's own keys only, as a 4-D mask (shared_prefix.py)
             with shared_prefix.shared_prefix_attention(model):
                 out = model(input_ids=tokens[:, None], attention_mask=mask[:, None, None, :].bool(),
-                            position_ids=next_pos, past_key_values=cache, use_cache=True, **decode_kw)
+                            position_ids=next_pos, past_key_values=cache, use_cache=True, shared_prefix=cascade)
         logits = out.logits[:, -1, :]
         next_pos = next_pos + 1
     return [(outs[r], reasons[r] or "length", logps[r] if logps is not None else None)
             for r in range(n)]
 
 
+def _plain_layer(layer: Any) -> bool:
+    """A filled transformers ``DynamicLayer`` of 4-D keys: what :func:`_reserve` takes over."""
+    return type(layer) is _DynamicLayer and layer.is_initialized and layer.keys.dim() == 4
+
+
 def _reservable(cache: Any) -> bool:
-    """Whether every layer of ``cache`` is a plain dynamic layer :func:`_reserve` takes over."""
+    """Whether every layer of ``cache`` is one :func:`_reserve` takes over."""
     layers = getattr(cache, "layers", None)
-    return (_DynamicLayer is not None and layers is not None
-            and all(type(layer) is _DynamicLayer and layer.is_initialized and layer.keys.dim() == 4
-                    for layer in layers))
+    return _DynamicLayer is not None and layers is not None and all(map(_plain_layer, layers))
 
 
 def _reserve(cache: Any, capacity: int) -> Any:
@@ -413,7 +424,7 @@ def _reserve(cache: Any, capacity: int) -> Any:
     if _DynamicLayer is None or layers is None:
         return cache
     for i, layer in enumerate(layers):
-        if type(layer) is _DynamicLayer and layer.is_initialized and layer.keys.dim() == 4:
+        if _plain_layer(layer):
             reserved = object.__new__(_ReservedLayer)
             reserved.__dict__.update(layer.__dict__)
             reserved.adopt(capacity)
@@ -458,14 +469,7 @@ def _prefill_after_prefix(model: Any, suffixes: list[tuple[int, ...]], prefix: t
     logits: torch.Tensor | None = None
     container, pieces = None, []
     for bucket in buckets:
-        w = lengths[bucket[0]]
-        ids = torch.full((len(bucket), w), pad_id, dtype=torch.long)
-        mask = torch.ones((len(bucket), plen + w), dtype=torch.long)
-        for r, i in enumerate(bucket):
-            ids[r, w - lengths[i]:] = torch.tensor(suffixes[i], dtype=torch.long)
-            mask[r, plen:plen + w - lengths[i]] = 0
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask[:, plen:].cumsum(-1) - 1).clamp(min=0) + plen
+        ids, mask, positions = _left_padded([suffixes[i] for i in bucket], plen, 0, pad_id=pad_id, device=device)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                     past_key_values=_expand_prefix(prefix_cache, len(bucket)), **extra)
         if logits is None:
