@@ -28,6 +28,7 @@ from typing import Any
 
 from eval.metrics import mean_and_stderr
 from eval.report import compute_metrics
+from reagent.jsonl import write_records
 from reagent.quickstart.report import judge_quality_lines, judge_quality_of, jsonl_rows
 
 RL_KEYS = ("step", "accuracy", "reward/total_mean", "reward/judge_mean", "groups/degenerate_frac",
@@ -54,15 +55,11 @@ def collect(run: Path, records: Path) -> None:
         for eval_dir in sorted((seed_dir / "eval").glob("*/")):
             recs = jsonl_rows(eval_dir / "records.jsonl")
             if recs:
-                (out / "eval").mkdir(parents=True, exist_ok=True)
-                (out / "eval" / f"{eval_dir.name}.jsonl").write_text(
-                    "".join(json.dumps(light(r)) + "\n" for r in recs))
+                write_records(out / "eval" / f"{eval_dir.name}.jsonl", [light(r) for r in recs])
         for rl_dir in sorted((seed_dir / "rl").glob("*/")):
             lines = jsonl_rows(rl_dir / "metrics.jsonl")
             if lines:
-                (out / "rl").mkdir(parents=True, exist_ok=True)
-                (out / "rl" / f"{rl_dir.name}.jsonl").write_text(
-                    "".join(json.dumps({k: m[k] for k in RL_KEYS if k in m}) + "\n" for m in lines))
+                write_records(out / "rl" / f"{rl_dir.name}.jsonl", [{k: m[k] for k in RL_KEYS if k in m} for m in lines])
         for name in ("judge_quality.json", "judge_quality_sft.json"):
             if (seed_dir / "eval" / name).exists():
                 shutil.copy(seed_dir / "eval" / name, out / name)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from eval.best_of_n import bon_curve
 from eval.metrics import mean_and_stderr
+from reagent.jsonl import write_records
 from reagent.quickstart.report import jsonl_rows
 
 SCORER_NAMES = {"prm": "AgentPRM (TD+GAE, promise+progress)", "pvm": "PVM (MC, beta 0)", "orm": "ORM",
@@ -45,11 +46,6 @@ RL_KEYS = ("step", "accuracy", "reward/total_mean", "process/reward_mean", "grou
 
 
 # ---------------------------------------------------------------- collecting saved records
-
-
-def _write(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def light(rec: dict) -> dict:
@@ -70,9 +66,9 @@ def collect(run: Path, records: Path) -> None:
         for eval_dir in sorted((seed_dir / "eval").glob("*/")):
             recs = jsonl_rows(eval_dir / "records.jsonl")
             if recs:
-                _write(out / "eval" / f"{eval_dir.name}.jsonl", [light(r) for r in recs])
+                write_records(out / "eval" / f"{eval_dir.name}.jsonl", [light(r) for r in recs])
         for rl_dir in sorted((seed_dir / "rl").glob("*/")):
-            _write(out / "rl" / f"{rl_dir.name}.jsonl",
+            write_records(out / "rl" / f"{rl_dir.name}.jsonl",
                    [{k: m[k] for k in RL_KEYS if k in m} for m in jsonl_rows(rl_dir / "metrics.jsonl")])
         for it in sorted((seed_dir / "inverse").glob("iter-*/")):
             if (it / "done.json").exists():
@@ -80,7 +76,7 @@ def collect(run: Path, records: Path) -> None:
                 (out / "inverse").mkdir(parents=True, exist_ok=True)
                 (out / "inverse" / f"{it.name}.json").write_text(json.dumps(
                     {k: done[k] for k in ("iteration", "labels", "negatives", "discrimination", "seconds")}, indent=2))
-                _write(out / "inverse" / f"{it.name}-rl.jsonl",
+                write_records(out / "inverse" / f"{it.name}-rl.jsonl",
                        [{k: m[k] for k in RL_KEYS if k in m} for m in jsonl_rows(it / "policy" / "metrics.jsonl")])
         for head in sorted((seed_dir / "prm").glob("*/final/reagent_prm.json")):
             (out / "prm").mkdir(parents=True, exist_ok=True)
@@ -261,6 +257,12 @@ def plots(data: dict, out_dir: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def save(fig, name: str) -> str:
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=110)
+        plt.close(fig)
+        return name
+
     names = []
     if data["bon"]:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -276,10 +278,7 @@ def plots(data: dict, out_dir: Path) -> list[str]:
         ax.set_xlabel("N (samples per question)")
         ax.set_ylabel("held-out accuracy")
         ax.legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(out_dir / "bon.png", dpi=110)
-        plt.close(fig)
-        names.append("bon.png")
+        names.append(save(fig, "bon.png"))
     if data["beam"] and "prm" in data["bon"]:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
         rows = data["bon"]["prm"]
@@ -293,10 +292,7 @@ def plots(data: dict, out_dir: Path) -> list[str]:
         ax.set_xlabel("generated tokens per question")
         ax.set_ylabel("held-out accuracy")
         ax.legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(out_dir / "beam.png", dpi=110)
-        plt.close(fig)
-        names.append("beam.png")
+        names.append(save(fig, "beam.png"))
     if data["plain"]:
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
         keys = list(data["plain"])
@@ -304,10 +300,7 @@ def plots(data: dict, out_dir: Path) -> list[str]:
                yerr=[data["plain"][k]["accuracy"][1] for k in keys], capsize=3)
         ax.set_xticks(range(len(keys)), [k for k in keys])
         ax.set_ylabel("held-out pass@1")
-        fig.tight_layout()
-        fig.savefig(out_dir / "policies.png", dpi=110)
-        plt.close(fig)
-        names.append("policies.png")
+        names.append(save(fig, "policies.png"))
     return names
 
 
