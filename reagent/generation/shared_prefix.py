@@ -58,10 +58,6 @@ class SharedPrefix:
         layers = cache.layers
         return cls([layer.keys for layer in layers], [layer.values for layer in layers])
 
-    @property
-    def length(self) -> int:
-        return self.keys[0].shape[-2]
-
 
 def supported(model: Any) -> bool:
     """Whether ``model`` can decode with :func:`attention` (see the module docstring)."""
